@@ -1,0 +1,24 @@
+# -*- coding: utf-8 -*-
+# Copyright: podmig developers
+# Apache License 2.0 (see LICENSE)
+"""Argument specs shared by modules (documented in doc_fragments/runtime.py)."""
+
+from __future__ import annotations
+
+RUNTIME_ARGS = {
+    "container": {"type": "str", "required": True},
+    "runtime_root": {"type": "path", "default": "/run/runc"},
+    "runc_path": {"type": "path"},
+}
+
+CRIU_OPTION_ARGS = {
+    "tcp_established": {"type": "bool", "default": False},
+    "file_locks": {"type": "bool", "default": False},
+    "ext_unix_sk": {"type": "bool", "default": False},
+    "manage_cgroups_mode": {"type": "str", "choices": ["soft", "full", "strict", "ignore"]},
+}
+
+
+def criu_options(params: dict) -> dict:
+    """The CRIU option params as keyword arguments for runc.checkpoint_argv/restore_argv."""
+    return {key: params[key] for key in CRIU_OPTION_ARGS}
