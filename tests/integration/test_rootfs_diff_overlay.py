@@ -12,6 +12,7 @@ same merged tree as the first.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
