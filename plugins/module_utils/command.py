@@ -20,8 +20,8 @@ from ansible_collections.podmig.live.plugins.module_utils.errors import PodmigEr
 LOG_TAIL_LINES = 25
 
 
-def tail_lines(path: str | None, count: int = LOG_TAIL_LINES) -> list[str] | None:
-    """Last ``count`` lines of a text file, or None when it cannot be read."""
+def tail_lines(path: str | None, count: int | None = LOG_TAIL_LINES) -> list[str] | None:
+    """Last ``count`` lines (all of the last 64 KiB for None) of a text file, or None when unreadable."""
     if not path:
         return None
     try:
@@ -33,7 +33,7 @@ def tail_lines(path: str | None, count: int = LOG_TAIL_LINES) -> list[str] | Non
     except OSError:
         return None
     lines = data.splitlines()
-    return lines[-count:]
+    return lines if count is None else lines[-count:]
 
 
 def find_binary(module: Any, name: str, path: str | None = None, hint: str = "") -> str:
@@ -93,5 +93,6 @@ class CommandRunner:
                 stderr=err,
                 log_path=log_path,
                 log_tail=tail_lines(log_path),
+                log_lines=tail_lines(log_path, None),
             )
         return rc, out, err

@@ -71,6 +71,8 @@ def decode_message(data: bytes) -> dict[int, object]:
             fields[number] = value
         elif wire == 2:
             length, pos = _varint(data, pos)
+            if pos + length > len(data):
+                raise ValueError("truncated field %d" % number)
             fields[number] = data[pos:pos + length]
             pos += length
         elif wire == 5:
@@ -91,6 +93,8 @@ def decode_stats(raw: bytes) -> dict[str, dict[str, int]]:
     magic, stats_magic, size = struct.unpack_from("<III", raw, 0)
     if magic != IMG_SERVICE_MAGIC or stats_magic != STATS_MAGIC:
         raise ValueError("not a CRIU stats image (magic %#x/%#x)" % (magic, stats_magic))
+    if len(raw) < 12 + size:
+        raise ValueError("stats image truncated (%d of %d bytes)" % (len(raw) - 12, size))
     entry = decode_message(raw[12:12 + size])
     result: dict[str, dict[str, int]] = {}
     for number, name, names in ((1, "dump", DUMP_FIELDS), (2, "restore", RESTORE_FIELDS)):

@@ -11,7 +11,21 @@ failed command also the argv, rc, stderr and the tail of the tool's own log
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+# Lines CRIU logs as errors that are harmless (GUIDE: root lacks CAP_SYS_RESOURCE in containers).
+HARMLESS = (re.compile(r"Can't setup RLIMIT_NOFILE"),)
+# CRIU reports some root causes without the "Error" prefix (e.g. "Can't connect to server").
+CAUSE = re.compile(r"\bError\b|Can't |can't |Unable to|[Ff]ailed to|No space left|Permission denied")
+
+
+def first_cause(lines: list[str] | None) -> str | None:
+    """The first line of a tool's log that explains a failure, harmless noise skipped."""
+    for line in lines or []:
+        if CAUSE.search(line) and not any(p.search(line) for p in HARMLESS):
+            return line.strip()
+    return None
 
 
 class PodmigError(Exception):
@@ -40,14 +54,15 @@ class ToolError(PodmigError):
         stderr: str | None = None,
         log_path: str | None = None,
         log_tail: list[str] | None = None,
+        log_lines: list[str] | None = None,
         **details: Any,
     ) -> None:
+        # The first cause in the log (CRIU writes the real reason there, not to stderr),
+        # else the last line of stderr.
+        cause = first_cause(log_lines if log_lines is not None else log_tail)
         full = msg
-        if log_tail:
-            errors = [line for line in log_tail if "Error" in line]
-            if errors:
-                # The first CRIU error line is nearly always the root cause.
-                full = "%s: %s" % (msg, errors[0].strip())
+        if cause:
+            full = "%s: %s" % (msg, cause)
         elif stderr and stderr.strip():
             full = "%s: %s" % (msg, stderr.strip().splitlines()[-1])
         super().__init__(

@@ -38,16 +38,12 @@ def ensure_private_dir(path: str) -> bool:
 
 def make_private(path: str) -> None:
     """chmod a tree: directories 0700, regular files 0600 (symlinks untouched)."""
-    for root, dirs, files in os.walk(path):
+    for root, _dirs, files in os.walk(path):
         os.chmod(root, PRIVATE_DIR)
         for name in files:
             full = os.path.join(root, name)
             if not os.path.islink(full):
                 os.chmod(full, PRIVATE_FILE)
-        for name in dirs:
-            full = os.path.join(root, name)
-            if os.path.islink(full):
-                continue
 
 
 def is_empty(path: str) -> bool:

@@ -27,7 +27,7 @@ STATS_FIELDS = {
     "Total bytes received": "bytes_received",
 }
 
-_NUMBER = re.compile(r"^\s*([\d,.]+)")
+_NUMBER = re.compile(r"^\s*(\d[\d,.]*)")
 
 
 def parse_stats(text: str) -> dict[str, int]:
@@ -42,7 +42,8 @@ def parse_stats(text: str) -> dict[str, int]:
             continue
         match = _NUMBER.match(rest)
         if match:
-            stats[key] = int(match.group(1).replace(",", "").split(".")[0])
+            # Integers only; separators (',' or '.' by locale) are dropped.
+            stats[key] = int(re.sub(r"[^\d]", "", match.group(1)))
     return stats
 
 

@@ -48,6 +48,11 @@ def _supported(features: dict[str, Any], name: str) -> bool:
     return bool(value)
 
 
+def _message(features: dict[str, Any], name: str) -> str | None:
+    value = features.get(name)
+    return value.get("message") if isinstance(value, dict) else None
+
+
 def node_strategies(facts: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """{strategy: {"supported": bool, "reason": str}} for one node's criu_info facts."""
     features = facts.get("features", {})
@@ -69,14 +74,14 @@ def node_strategies(facts: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "supported": False,
             "reason": "precopy needs memory dirty tracking (CONFIG_MEM_SOFT_DIRTY), which this kernel lacks "
             "(criu check --feature mem_dirty_track: %s)"
-            % (features.get("mem_dirty_track", {}).get("message") or "not supported"),
+            % (_message(features, "mem_dirty_track") or "not supported"),
         }
     pipe_max = int(facts.get("pipe_max_size") or 0)
     if not _supported(features, "uffd_noncoop"):
         result["postcopy"] = {
             "supported": False,
             "reason": "postcopy needs non-cooperative userfaultfd (criu check --feature uffd-noncoop: %s)"
-            % (features.get("uffd_noncoop", {}).get("message") or "not supported"),
+            % (_message(features, "uffd_noncoop") or "not supported"),
         }
     elif pipe_max < LAZY_MIN_PIPE_MAX_SIZE:
         result["postcopy"] = {
@@ -113,9 +118,11 @@ def choose_strategy(
             refused[name] = "; ".join(reasons)
 
     if requested == "auto":
+        unknown = [name for name in auto_order if name not in STRATEGIES]
+        if unknown or not auto_order:
+            raise ValueError("the auto order must list known strategies (%s), got %r" % (", ".join(STRATEGIES),
+                                                                                      list(auto_order)))
         for name in auto_order:
-            if name not in STRATEGIES:
-                raise ValueError("unknown strategy %r in the auto order" % name)
             if name not in refused:
                 skipped = ["%s (%s)" % (n, refused[n]) for n in auto_order[: list(auto_order).index(name)] if n in refused]
                 reason = "auto picked %s, the first of %s that both nodes support" % (name, "/".join(auto_order))

@@ -119,6 +119,7 @@ log:
 
 import json
 import os
+import stat
 import subprocess
 import time
 
@@ -213,6 +214,7 @@ def set_cgroups_path(bundle: str, cgroups_path: str) -> bool:
     tmp = path + ".podmig-tmp"
     with open(tmp, "w", encoding="utf-8") as handle:
         json.dump(config, handle, indent=2)
+    os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
     os.replace(tmp, path)
     return True
 

@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import uuid
 
 import pytest
 
-HERE = os.path.dirname(__file__)
-sys.path.insert(0, os.path.join(HERE, "..", "..", "tools", "workload"))
-
-from support.containers import Runc, build_rootfs, make_bundle, unmount_bundle, workload_args  # noqa: E402
-from support.hosts import TestNetwork  # noqa: E402
-from ticks import TickLog, wait_for  # noqa: E402
+from support.containers import Runc, build_rootfs, make_bundle, unmount_bundle, workload_args
+from support.hosts import TestNetwork
+from ticks import TickLog, wait_for
 
 
 def pytest_collection_modifyitems(config, items):

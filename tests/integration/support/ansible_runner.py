@@ -57,7 +57,9 @@ def run_module(module: str, args: dict, host: str = "localhost", inventory: str 
     ensure_collection_link()
     with tempfile.TemporaryDirectory(prefix="podmig-tree-") as tree:
         argv = [os.path.join(BIN, "ansible"), host, "-m", module if "." in module else "podmig.live." + module,
-                "-a", json.dumps(args), "-t", tree]
+                "-t", tree]
+        if args:
+            argv += ["-a", json.dumps(args)]
         if inventory:
             argv += ["-i", inventory]
         else:

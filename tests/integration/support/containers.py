@@ -101,7 +101,8 @@ class Runc:
         self.created: list[str] = []
 
     def _prefix(self) -> list[str]:
-        return ["ip", "netns", "exec", self.netns] if self.netns else []
+        # Only the network namespace: `ip netns exec` would remount /sys and hide the cgroup mounts.
+        return ["nsenter", "--net=/run/netns/" + self.netns] if self.netns else []
 
     def cmd(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run(self._prefix() + ["runc", "--root", self.root] + list(args), capture_output=True,
@@ -110,12 +111,15 @@ class Runc:
     def run(self, container: str, bundle: str) -> dict:
         self.created.append(container)
         # The container inherits runc's stdio: /dev/null, or CRIU could not dump it (and a pipe would never close).
-        proc = subprocess.run(self._prefix() + ["runc", "--root", self.root, "run", "--detach", "--bundle", bundle,
-                                                container], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, check=False)
+        os.makedirs(self.root, exist_ok=True)
+        log = os.path.join(self.root, container + ".runc.log")
+        proc = subprocess.run(self._prefix() + ["runc", "--root", self.root, "--log", log, "run", "--detach",
+                                                "--bundle", bundle, container],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              check=False)
         if proc.returncode != 0:
-            detail = self.cmd("--log-format", "text", "state", container, check=False)
-            raise RuntimeError("runc run %s failed (rc=%d): %s" % (container, proc.returncode, detail.stderr))
+            with open(log, encoding="utf-8", errors="replace") as handle:
+                raise RuntimeError("runc run %s failed (rc=%d): %s" % (container, proc.returncode, handle.read()[-2000:]))
         return self.state(container)
 
     def adopt(self, container: str) -> None:

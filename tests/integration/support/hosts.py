@@ -35,7 +35,9 @@ class NetnsHost:
         return "pmt-" + self.name
 
     def exec(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
-        return sh("ip", "netns", "exec", self.netns, *argv, check=check)
+        # nsenter joins only the network namespace; `ip netns exec` would also remount /sys
+        # in a new mount namespace, hiding the cgroup mounts runc needs.
+        return sh("nsenter", "--net=/run/netns/" + self.netns, *argv, check=check)
 
 
 class TestNetwork:
