@@ -117,24 +117,12 @@ log:
   type: str
 """
 
-import json
-import os
-import stat
-import subprocess
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.podmig.live.plugins.module_utils import image_dir as images
-from ansible_collections.podmig.live.plugins.module_utils.args_common import CRIU_OPTION_ARGS, RUNTIME_ARGS, criu_options
-from ansible_collections.podmig.live.plugins.module_utils.command import CommandRunner, find_binary, tail_lines
-from ansible_collections.podmig.live.plugins.module_utils.criu import lazy_pages_argv
-from ansible_collections.podmig.live.plugins.module_utils.criu_stats import read_stats
-from ansible_collections.podmig.live.plugins.module_utils.errors import PodmigError, ToolError
-from ansible_collections.podmig.live.plugins.module_utils.runc import RuncClient, restore_argv
-from ansible_collections.podmig.live.plugins.module_utils.strategy import LAZY_MIN_PIPE_MAX_SIZE
-
-MARKER = "podmig-restored.json"
+from ansible_collections.podmig.live.plugins.module_utils.args_common import CRIU_OPTION_ARGS, RUNTIME_ARGS
+from ansible_collections.podmig.live.plugins.module_utils.command import CommandRunner
+from ansible_collections.podmig.live.plugins.module_utils.errors import PodmigError
+from ansible_collections.podmig.live.plugins.module_utils.restore import restore_container
 
 
 def argspec() -> dict:
@@ -153,180 +141,6 @@ def argspec() -> dict:
     return spec
 
 
-def split_address(value: str) -> tuple[str, int]:
-    host, sep, port = (value or "").rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise PodmigError("page_server must be ADDRESS:PORT, got %r" % value)
-    return host.strip("[]"), int(port)
-
-
-def validate(params: dict) -> None:
-    if not images.has_dump(params["image_dir"]):
-        raise PodmigError(
-            "image_dir %s holds no checkpoint (no inventory.img): was the dump taken and copied here?"
-            % params["image_dir"]
-        )
-    if not os.path.isfile(os.path.join(params["bundle"], "config.json")):
-        raise PodmigError("bundle %s has no config.json" % params["bundle"])
-    if params["lazy"]:
-        if not params["page_server"]:
-            raise PodmigError("lazy restore needs page_server: the source's ADDRESS:PORT")
-        split_address(params["page_server"])
-        try:
-            with open("/proc/sys/fs/pipe-max-size", encoding="ascii") as handle:
-                pipe_max = int(handle.read())
-        except (OSError, ValueError):
-            pipe_max = 0
-        if pipe_max < LAZY_MIN_PIPE_MAX_SIZE:
-            raise PodmigError(
-                "lazy pages need fs.pipe-max-size >= %d (it is %d); the podmig.live.criu role sets it"
-                % (LAZY_MIN_PIPE_MAX_SIZE, pipe_max)
-            )
-
-
-def already_restored(runc: RuncClient, params: dict, work_dir: str) -> dict | None:
-    """The container's state if it runs and was restored from these same images by podmig."""
-    state = runc.state(params["container"])
-    if state is None:
-        return None
-    try:
-        with open(os.path.join(work_dir, MARKER), encoding="utf-8") as handle:
-            marker = json.load(handle)
-    except (OSError, ValueError):
-        marker = {}
-    if marker.get("container") == params["container"] and marker.get("image_dir") == params["image_dir"] \
-            and state.get("status") in ("running", "paused"):
-        return state
-    raise PodmigError(
-        "container %s already exists under %s (status %s) and was not restored from %s; remove it first"
-        % (params["container"], runc.root, state.get("status"), params["image_dir"])
-    )
-
-
-def set_cgroups_path(bundle: str, cgroups_path: str) -> bool:
-    path = os.path.join(bundle, "config.json")
-    with open(path, encoding="utf-8") as handle:
-        config = json.load(handle)
-    linux = config.setdefault("linux", {})
-    if linux.get("cgroupsPath") == cgroups_path:
-        return False
-    linux["cgroupsPath"] = cgroups_path
-    tmp = path + ".podmig-tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(config, handle, indent=2)
-    os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
-    os.replace(tmp, path)
-    return True
-
-
-def start_lazy_daemon(runner: CommandRunner, argv: list[str], work_dir: str, timeout: int) -> subprocess.Popen:
-    """Start `criu lazy-pages` detached and wait for its socket in the work dir."""
-    runner.commands.append(argv)
-    socket_path = os.path.join(work_dir, "lazy-pages.socket")
-    if os.path.exists(socket_path):
-        os.unlink(socket_path)
-    env = dict(os.environ)
-    env.update(runner.environ)
-    with open(os.path.join(work_dir, "lazy-pages.out"), "ab") as out:
-        proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # keeps fetching pages after this module exits
-            env=env,
-        )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.path.exists(socket_path):
-            return proc
-        if proc.poll() is not None:
-            break
-        time.sleep(0.005)
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-    log = os.path.join(work_dir, "lazy-pages.log")
-    raise ToolError(
-        "the lazy-pages daemon did not come up",
-        cmd=argv,
-        rc=proc.returncode,
-        log_path=log,
-        log_tail=tail_lines(log),
-    )
-
-
-def restore(module: AnsibleModule, runner: CommandRunner) -> tuple[bool, dict]:
-    params = module.params
-    validate(params)
-    criu_bin = find_binary(module, "criu", params["criu_path"])
-    runner.prefer_path(os.path.dirname(criu_bin))
-    runc = RuncClient(runner, find_binary(module, "runc", params["runc_path"]), params["runtime_root"])
-    work_dir = params["work_dir"] or params["image_dir"].rstrip("/") + ".restore"
-    log_path = os.path.join(work_dir, "restore.log")
-    result: dict = {"image_dir": params["image_dir"], "work_dir": work_dir, "log": log_path}
-
-    existing = already_restored(runc, params, work_dir)
-    if existing:
-        result.update(pid=existing.get("pid"), status=existing.get("status"))
-        return False, result
-
-    restore_cmd = restore_argv(
-        runc.binary,
-        runc.root,
-        params["container"],
-        params["bundle"],
-        params["image_dir"],
-        work_dir,
-        lazy_pages=params["lazy"],
-        **criu_options(params),
-    )
-    lazy_cmd = None
-    if params["lazy"]:
-        address, port = split_address(params["page_server"])
-        lazy_cmd = lazy_pages_argv(criu_bin, params["image_dir"], work_dir, address, port)
-    if module.check_mode:
-        runner.commands.extend([c for c in (lazy_cmd, restore_cmd) if c])
-        return True, result
-
-    images.ensure_private_dir(work_dir)
-    if params["cgroups_path"]:
-        set_cgroups_path(params["bundle"], params["cgroups_path"])
-    daemon = None
-    start = time.monotonic()
-    try:
-        if lazy_cmd:
-            daemon = start_lazy_daemon(runner, lazy_cmd, work_dir, params["lazy_socket_timeout"])
-        runner.run(restore_cmd, "runc restore", log_path=log_path)
-    except PodmigError as err:
-        # Leave nothing half-restored behind on this node.
-        if daemon is not None and daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
-        if runc.state(params["container"]) is not None:
-            try:
-                runc.delete(params["container"], force=True)
-                err.details["cleaned_up"] = "removed the half-restored container"
-            except PodmigError as cleanup:
-                err.details["cleanup_error"] = cleanup.msg
-        raise
-    result["duration_s"] = round(time.monotonic() - start, 6)
-    state = runc.state(params["container"]) or {}
-    result.update(pid=state.get("pid"), status=state.get("status", "absent"))
-    result["stats"] = read_stats(work_dir, "restore") or {}
-    if daemon is not None:
-        result["lazy_pages_pid"] = daemon.pid
-    with open(os.path.join(work_dir, MARKER), "w", encoding="utf-8") as handle:
-        json.dump({"container": params["container"], "image_dir": params["image_dir"], "pid": result["pid"]}, handle)
-    if result["status"] not in ("running", "paused"):
-        raise PodmigError(
-            "runc restore returned but the container is %s; see %s" % (result["status"], log_path),
-            log_tail=tail_lines(log_path),
-            **result,
-        )
-    return True, result
-
-
 def main() -> None:
     module = AnsibleModule(
         argument_spec=argspec(),
@@ -335,7 +149,7 @@ def main() -> None:
     )
     runner = CommandRunner(module)
     try:
-        changed, result = restore(module, runner)
+        changed, result = restore_container(module, runner, module.params)
     except PodmigError as err:
         module.fail_json(commands=runner.commands, **err.to_result())
     module.exit_json(changed=changed, commands=runner.commands, **result)

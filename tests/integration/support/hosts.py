@@ -31,6 +31,10 @@ class NetnsHost:
     sshd_pid: int | None = None
 
     @property
+    def runtime_root(self) -> str:
+        return os.path.join(self.workdir, "runc")
+
+    @property
     def netns(self) -> str:
         return "pmt-" + self.name
 
@@ -112,7 +116,10 @@ class TestNetwork:
     def _write_inventory(self) -> None:
         lines = ["[nodes]"]
         for name, host in self.hosts.items():
-            lines.append("%s ansible_host=%s" % (name, host.address))
+            # Each test host keeps its podmig files in its own directory: the filesystem is shared.
+            # ... and its own cgroup prefix: the cgroup tree is shared too.
+            lines.append("%s ansible_host=%s podmig_dir=%s podmig_runtime_root=%s podmig_cgroups_prefix=/pmt-%s"
+                         % (name, host.address, os.path.join(host.workdir, "podmig"), host.runtime_root, name))
         lines += [
             "",
             "[nodes:vars]",
@@ -120,6 +127,8 @@ class TestNetwork:
             "ansible_ssh_private_key_file=%s" % self.key,
             "ansible_ssh_common_args='-o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes'" % self.known_hosts,
             "ansible_python_interpreter=/usr/bin/python3",
+            "podmig_ssh_key=%s" % self.key,
+            "podmig_known_hosts=%s" % self.known_hosts,
         ]
         with open(self.inventory, "w", encoding="ascii") as handle:
             handle.write("\n".join(lines) + "\n")

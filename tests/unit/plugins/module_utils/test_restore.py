@@ -10,7 +10,7 @@ import json
 import pytest
 
 from ansible_collections.podmig.live.plugins.module_utils.errors import PodmigError
-from ansible_collections.podmig.live.plugins.modules.container_restore import set_cgroups_path, split_address
+from ansible_collections.podmig.live.plugins.module_utils.restore import set_cgroups_path, split_address
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.podmig.live.plugins.module_utils.errors import PodmigError
-from ansible_collections.podmig.live.plugins.modules.container_checkpoint import argspec, validate_params
+from ansible_collections.podmig.live.plugins.modules.container_checkpoint import argspec
+from ansible_collections.podmig.live.plugins.module_utils.checkpoint import validate_params
 
 
 def params(**overrides):

@@ -1,0 +1,109 @@
+# -*- coding: utf-8 -*-
+# Copyright: podmig developers
+# Apache License 2.0 (see LICENSE)
+"""The migration report: one JSON document and a short human summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _num(value: Any, default: float = 0.0) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def build_report(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Combine what the phases returned.
+
+    inputs: container, source, target, plan (migration_plan), rounds (list of round dicts),
+    handoff (migration_handoff result), landing (migration_landing result), outcome
+    (migrated | rolled_back | refused | failed), error, started_at, finished_at,
+    observed (optional: what the workload itself saw, e.g. {"downtime_s": ...}).
+    """
+    plan = inputs.get("plan") or {}
+    handoff = inputs.get("handoff") or {}
+    landing = inputs.get("landing") or {}
+    rounds = inputs.get("rounds") or []
+    report: dict[str, Any] = {
+        "container": inputs.get("container"),
+        "source": inputs.get("source"),
+        "target": inputs.get("target"),
+        "outcome": inputs.get("outcome", "failed"),
+        "strategy": plan.get("strategy"),
+        "strategy_reason": plan.get("reason"),
+        "risk": plan.get("risk"),
+        "rounds": [
+            {
+                "round": i + 1,
+                "dirty_bytes": int(r.get("dirty_bytes", 0)),
+                "bytes_sent": int(r.get("bytes_sent", 0)),
+                "duration_s": round(_num(r.get("duration_s")), 3),
+            }
+            for i, r in enumerate(rounds)
+        ],
+        "convergence": inputs.get("convergence"),
+    }
+    if inputs.get("error"):
+        report["error"] = inputs["error"]
+    if inputs.get("refusals"):
+        report["refusals"] = inputs["refusals"]
+    started, finished = _num(inputs.get("started_at")), _num(inputs.get("finished_at"))
+    if started and finished:
+        report["total_s"] = round(finished - started, 3)
+    frozen_at = _num(handoff.get("frozen_at"))
+    restored_at = _num(landing.get("restored_at"))
+    if frozen_at and restored_at:
+        report["pause_s"] = round(restored_at - frozen_at, 3)
+        report["pause_breakdown_s"] = {
+            "dump": round(_num(handoff.get("dumped_at")) - frozen_at, 3),
+            "writable_layer_delta": round(_num(handoff.get("captured_at")) - _num(handoff.get("dumped_at")), 3),
+            "send": round(_num(handoff.get("signalled_at")) - _num(handoff.get("captured_at")), 3),
+            "signal_to_target": round(_num(landing.get("ready_at")) - _num(handoff.get("signalled_at")), 3),
+            "apply_and_mount": round(_num(landing.get("applied_at")) - _num(landing.get("ready_at")), 3),
+            "restore": round(restored_at - _num(landing.get("applied_at")), 3),
+        }
+    checkpoint = handoff.get("checkpoint") or {}
+    stats = checkpoint.get("stats") or {}
+    if stats:
+        report["criu_frozen_s"] = stats.get("frozen_time_s")
+        report["final_dump_bytes_written"] = stats.get("bytes_written")
+    rounds_bytes = sum(r["bytes_sent"] for r in report["rounds"])
+    report["bytes_sent"] = {
+        "rounds": rounds_bytes,
+        "final": int(handoff.get("bytes_sent", 0)),
+        "total": rounds_bytes + int(handoff.get("bytes_sent", 0)) + int(inputs.get("presync_bytes", 0)),
+        "writable_layer_presync": int(inputs.get("presync_bytes", 0)),
+    }
+    if inputs.get("observed"):
+        report["observed"] = inputs["observed"]
+    return report
+
+
+def summary(report: dict[str, Any]) -> list[str]:
+    """A few lines a person reads first."""
+    lines = ["podmig: %s %s -> %s: %s" % (report.get("container"), report.get("source"), report.get("target"),
+                                            str(report.get("outcome", "?")).upper())]
+    if report.get("strategy"):
+        lines.append("strategy %s (%s)" % (report["strategy"], report.get("strategy_reason")))
+    if report.get("rounds"):
+        lines.append("copy rounds: " + ", ".join("#%d %.1f MiB in %.2f s" % (r["round"], r["bytes_sent"] / 2**20,
+                                                                            r["duration_s"])
+                                                for r in report["rounds"]))
+    if "pause_s" in report:
+        parts = ", ".join("%s %.3f" % (k, v) for k, v in report["pause_breakdown_s"].items())
+        lines.append("pause %.3f s (%s)" % (report["pause_s"], parts))
+    if report.get("observed", {}).get("downtime_s") is not None:
+        lines.append("the workload saw a %.3f s gap" % report["observed"]["downtime_s"])
+    total = report.get("bytes_sent", {}).get("total", 0)
+    if "total_s" in report:
+        lines.append("total %.2f s, %.1f MiB sent" % (report["total_s"], total / 2**20))
+    if report.get("risk"):
+        lines.append("risk of this strategy: %s" % report["risk"])
+    for refusal in report.get("refusals") or []:
+        lines.append("refused: %s" % refusal)
+    if report.get("error"):
+        lines.append("error: %s" % report["error"])
+    return lines
