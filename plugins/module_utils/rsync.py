@@ -54,6 +54,7 @@ def ssh_command(
     host_key_checking: str = "yes",
     connect_timeout: int = 10,
     ssh_binary: str = "ssh",
+    control_path: str | None = None,
 ) -> list[str]:
     """The ssh command rsync uses: key-only, batch mode, dead links detected within seconds."""
     argv = [
@@ -79,6 +80,9 @@ def ssh_command(
         argv += ["-i", private_key, "-o", "IdentitiesOnly=yes"]
     if known_hosts_file:
         argv += ["-o", "UserKnownHostsFile=%s" % known_hosts_file]
+    if control_path:
+        # Reuse a master connection opened beforehand; without one ssh connects as usual.
+        argv += ["-o", "ControlMaster=no", "-o", "ControlPath=%s" % control_path]
     return argv
 
 
