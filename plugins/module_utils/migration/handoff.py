@@ -102,8 +102,8 @@ class Sender:
         self.runner.run(self.ssh + [target, remote], "signalling READY to %s" % self.params["dest_host"])
 
     def close(self) -> None:
-        exit_cmd = [part for part in self.master if part not in ("-f", "-N")]
-        exit_cmd = exit_cmd[:-1] + ["-O", "exit", exit_cmd[-1]]
+        # ControlMaster=no (from self.ssh): with "yes", -O exit would try to become a master itself.
+        exit_cmd = self.ssh + ["-O", "exit", self.master[-1]]
         subprocess.run(exit_cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,  # noqa: S603
                        stderr=subprocess.DEVNULL, timeout=10, check=False)
         shutil.rmtree(self.control_dir, ignore_errors=True)
