@@ -45,6 +45,7 @@ def build_report(inputs: dict[str, Any]) -> dict[str, Any]:
             for i, r in enumerate(rounds)
         ],
         "convergence": inputs.get("convergence"),
+        "target_bundle": inputs.get("target_bundle"),
     }
     if inputs.get("error"):
         report["error"] = inputs["error"]

@@ -28,6 +28,7 @@ def ensure_collection_link() -> None:
 def ansible_env() -> dict:
     env = dict(os.environ)
     env.update(
+        ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
         ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
         ANSIBLE_HOST_KEY_CHECKING="True",
         ANSIBLE_NOCOLOR="1",
@@ -78,16 +79,51 @@ def run_module(module: str, args: dict, host: str = "localhost", inventory: str 
     return result
 
 
-def run_playbook(playbook: str, extra_vars: dict | None = None, inventory: str | None = None,
-                 check: bool = False, timeout: int = 900) -> subprocess.CompletedProcess:
+def playbook_argv(playbook: str, extra_vars: dict | None = None, inventory: str | list | None = None,
+                  check: bool = False) -> list:
     ensure_collection_link()
     argv = [os.path.join(BIN, "ansible-playbook"), playbook]
     if inventory:
-        argv += ["-i", inventory]
+        for inv in [inventory] if isinstance(inventory, str) else inventory:
+            argv += ["-i", inv]
     else:
         argv += ["-i", "localhost,", "-c", "local", "-e", "ansible_python_interpreter=%s" % sys.executable]
     if extra_vars:
         argv += ["-e", json.dumps(extra_vars)]
     if check:
         argv.append("--check")
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=ansible_env(), check=False)
+    return argv
+
+
+def run_playbook(playbook: str, extra_vars: dict | None = None, inventory: str | list | None = None,
+                 check: bool = False, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(playbook_argv(playbook, extra_vars, inventory, check), capture_output=True, text=True,
+                          timeout=timeout, env=ansible_env(), check=False)
+
+
+class RunningPlaybook:
+    """A playbook run in the background whose output can be waited on line by line (for fault tests)."""
+
+    def __init__(self, playbook: str, extra_vars: dict | None = None, inventory: str | list | None = None) -> None:
+        env = ansible_env()
+        env["PYTHONUNBUFFERED"] = "1"
+        self.proc = subprocess.Popen(playbook_argv(playbook, extra_vars, inventory), stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, env=env)
+        self.lines: list = []
+
+    def wait_for_line(self, text: str, timeout: float = 300) -> str:
+        import time
+
+        deadline = time.monotonic() + timeout
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if text in line:
+                return line
+            if time.monotonic() > deadline:
+                break
+        raise AssertionError("the playbook never printed %r:\n%s" % (text, "".join(self.lines[-80:])))
+
+    def finish(self, timeout: float = 600) -> tuple:
+        out, _ = self.proc.communicate(timeout=timeout)
+        self.lines.append(out or "")
+        return self.proc.returncode, "".join(self.lines)
