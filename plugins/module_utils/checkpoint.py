@@ -240,20 +240,21 @@ def abort_lazy_dump(work_dir: str, timeout: float = 10.0) -> dict | None:
     try:
         with open(path, encoding="utf-8") as handle:
             state = json.load(handle)
-    except (OSError, ValueError):
+        pid = int(state["pid"])
+        page_server = str(state["page_server"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    pid = int(state["pid"])
     if not _alive(pid):
         os.unlink(path)
         return {"aborted": False, "reason": "the lazy dump had already ended"}
-    host, _sep, port = state["page_server"].rpartition(":")
+    host, _sep, port = page_server.rpartition(":")
     if host in ("0.0.0.0", "", "::", "[::]"):
         host = "127.0.0.1"
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=5) as sock:
             sock.sendall(b"podmig-abort")  # not a page_server_iov: the page server gives up
     except OSError as exc:
-        raise PodmigError("cannot reach the page server %s to abort the lazy dump: %s" % (state["page_server"], exc))
+        raise PodmigError("cannot reach the page server %s to abort the lazy dump: %s" % (page_server, exc))
     deadline = time.monotonic() + timeout
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -89,3 +89,33 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str
         if time.monotonic() > deadline:
             raise TimeoutError("timed out after %.1f s waiting for %s" % (timeout, what))
         time.sleep(interval)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python3 ticks.py LOG [SINCE_EPOCH]`: a JSON summary of a tick log (used by the demo on a node)."""
+    import json
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        print("usage: ticks.py LOG [SINCE_EPOCH]", file=sys.stderr)
+        return 2
+    log = TickLog.read(args[0])
+    since = float(args[1]) if len(args) > 1 else None
+    gap = log.max_gap(since=since)
+    print(json.dumps({
+        "ticks": len(log.ticks),
+        "starts": len(log.starts),
+        "first_counter": log.ticks[0].counter if log.ticks else None,
+        "last_counter": log.last_counter,
+        "counter_resets": log.counter_resets(),
+        "max_gap_s": round(gap["gap_s"], 4),
+        "gap_from": gap["from"],
+        "counter_before_gap": gap["counter_before"],
+        "verifies": [{"counter": v.counter, "ok": v.ok} for v in log.verifies],
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -18,7 +18,7 @@ DEFAULT_RULES = {
     "min_rounds": 1,
     # Stop when a round had to send less than this: the rest fits in a short freeze.
     "dirty_bytes_threshold": 8 * 1024 * 1024,
-    # Stop when a round sent more than this factor times the previous one (not converging).
+    # Stop when a round sent this factor times the previous one or more (1.0: no longer shrinking).
     "max_growth": 1.0,
     # Stop when the rounds have taken this long in all.
     "time_budget_s": 60.0,
@@ -28,10 +28,13 @@ DEFAULT_RULES = {
 def rules_with_defaults(rules: dict[str, Any] | None) -> dict[str, Any]:
     merged = dict(DEFAULT_RULES)
     for key, value in (rules or {}).items():
+        if key not in DEFAULT_RULES:
+            raise ValueError("unknown convergence rule %r (known: %s)" % (key, ", ".join(DEFAULT_RULES)))
         if value is not None:
-            if key not in DEFAULT_RULES:
-                raise ValueError("unknown convergence rule %r (known: %s)" % (key, ", ".join(DEFAULT_RULES)))
-            merged[key] = value
+            try:
+                merged[key] = type(DEFAULT_RULES[key])(value)  # "3" from the command line -> 3
+            except (TypeError, ValueError) as exc:
+                raise ValueError("convergence rule %s must be a number, got %r" % (key, value)) from exc
     return merged
 
 
@@ -58,6 +61,6 @@ def decide(rounds: list[dict[str, Any]], rules: dict[str, Any] | None = None) ->
                     % (last, rules["dirty_bytes_threshold"]))
     if count >= 2:
         previous = int(rounds[-2]["dirty_bytes"])
-        if previous > 0 and last > previous * float(rules["max_growth"]):
+        if previous > 0 and last >= previous * float(rules["max_growth"]):
             return dict(result, stop=True, reason="dirty set stopped shrinking (%d B after %d B)" % (last, previous))
     return dict(result, stop=False, reason="dirty set %d B, still shrinking" % last)

@@ -39,15 +39,15 @@ def wait_ready(signal_dir: str, timeout: float) -> float:
         if os.path.exists(abort):
             raise PodmigError("the migration was aborted before the source was ready", aborted=True)
         if time.monotonic() > deadline:
-            raise PodmigError("no READY from the source within %d s (%s)" % (timeout, path), timed_out=True)
+            raise PodmigError("no READY from the source within %g s (%s)" % (timeout, path), timed_out=True)
         time.sleep(POLL_S)
     return time.time()
 
 
 def overlay_options(lowerdirs: list[str], upperdir: str, workdir: str) -> str:
-    for path in lowerdirs:
-        if ":" in path or "," in path:
-            raise PodmigError("overlay layer path %r contains ':' or ','" % path)
+    for path in list(lowerdirs) + [upperdir, workdir]:
+        if "," in path or (path in lowerdirs and ":" in path):
+            raise PodmigError("overlay layer path %r contains ',' (or ':' in a lower layer)" % path)
     return "lowerdir=%s,upperdir=%s,workdir=%s" % (":".join(lowerdirs), upperdir, workdir)
 
 

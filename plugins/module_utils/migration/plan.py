@@ -44,14 +44,15 @@ def plan_migration(request: dict[str, Any], source: dict[str, Any], target: dict
            "container %s %s on %s" % (request["container"], "found" if exists else "does not exist",
                                       request["source_node"]))
     status = container.get("status")
-    _check(checks, "container running", status == "running",
-           "status is %s%s" % (status, "" if status != "paused" else
-                               " (frozen: is another migration holding it?)"))
+    if exists:
+        _check(checks, "container running", status == "running",
+               "status is %s%s" % (status, "" if status != "paused" else
+                                   " (frozen: is another migration holding it?)"))
     _check(checks, "not being migrated", not source.get("locked"),
            "a migration of %s is already in progress (lock %s)" % (request["container"], source.get("lock_path"))
            if source.get("locked") else "no other migration holds it")
     for side, facts in (("source", src_criu), ("target", dst_criu)):
-        ok = bool(facts.get("installed")) and bool(facts.get("check", {}).get("ok"))
+        ok = bool(facts.get("installed")) and bool((facts.get("check") or {}).get("ok"))
         _check(checks, "CRIU usable on %s" % side, ok,
                (facts.get("check") or {}).get("message") or "criu_info gave no facts")
     same_arch = src_criu.get("arch") == dst_criu.get("arch") and src_criu.get("page_size") == dst_criu.get("page_size")
