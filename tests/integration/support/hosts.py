@@ -101,8 +101,9 @@ class TestNetwork:
                 % (address, hostkey, pidfile, authorized)
             )
         host.exec("/usr/sbin/sshd", "-f", config, "-E", os.path.join(host.workdir, "sshd.log"))
-        for _ in range(100):
-            if os.path.exists(pidfile):
+        for _ in range(200):
+            # sshd creates the file, then writes the pid: wait for the number.
+            if os.path.exists(pidfile) and open(pidfile, encoding="ascii").read().strip():
                 break
             time.sleep(0.05)
         with open(pidfile, encoding="ascii") as handle:
