@@ -66,6 +66,8 @@ def build_report(inputs: dict[str, Any]) -> dict[str, Any]:
             "apply_and_mount": round(_num(landing.get("applied_at")) - _num(landing.get("ready_at")), 3),
             "restore": round(restored_at - _num(landing.get("applied_at")), 3),
         }
+    if handoff.get("command_durations_s"):
+        report["pause_commands_s"] = handoff["command_durations_s"]
     checkpoint = handoff.get("checkpoint") or {}
     stats = checkpoint.get("stats") or {}
     if stats:
