@@ -55,12 +55,16 @@ class TestNetwork:
         self.known_hosts = os.path.join(workdir, "known_hosts")
         self.inventory = os.path.join(workdir, "inventory.ini")
         self._remove_leftovers(names)
-        self._bridge()
-        sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", self.key)
-        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-        for index, name in enumerate(names, start=1):
-            self.hosts[name] = self._host(name, "%s.%d" % (SUBNET, index))
-        self._write_inventory()
+        try:
+            self._bridge()
+            sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", self.key)
+            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+            for index, name in enumerate(names, start=1):
+                self.hosts[name] = self._host(name, "%s.%d" % (SUBNET, index))
+            self._write_inventory()
+        except BaseException:
+            self.close()  # stop the sshd processes already started here
+            raise
 
     @staticmethod
     def _remove_leftovers(names: tuple[str, ...]) -> None:
@@ -77,6 +81,7 @@ class TestNetwork:
 
     def _host(self, name: str, address: str) -> NetnsHost:
         host = NetnsHost(name, address, os.path.join(self.workdir, name))
+        self.hosts[name] = host  # known to close() from here on
         os.makedirs(host.workdir, exist_ok=True)
         veth = "pmt-" + name[-6:]
         sh("ip", "netns", "add", host.netns)
