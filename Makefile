@@ -6,8 +6,10 @@ ANSIBLE_PLAYBOOK := $(VENV)/bin/ansible-playbook
 COLLECTION_LINK := .build/collections/ansible_collections/podmig/live
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PYTHONPATH := $(CURDIR)/.build/collections
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+LAB := -i inventories/lab
 
-.PHONY: venv setup test unit integration lint clean
+.PHONY: venv setup test unit integration demo lab-up lab-down lab-status molecule bench bench-smoke clean
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -37,6 +39,29 @@ integration: setup
 # The README's test command: everything, from a fresh machine.
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit tests/integration
+
+# The README's demo command: the lab, a stateful workload on worker 1, its live migration to worker 2.
+demo: setup
+	$(ANSIBLE_PLAYBOOK) $(LAB) playbooks/demo.yml
+
+lab-up: setup
+	$(ANSIBLE_PLAYBOOK) $(LAB) playbooks/lab.yml -e lab_state=up
+
+lab-down: venv
+	$(ANSIBLE_PLAYBOOK) $(LAB) playbooks/lab.yml -e lab_state=down
+
+lab-status: venv
+	$(ANSIBLE_PLAYBOOK) $(LAB) playbooks/lab.yml -e lab_state=status
+
+# The node roles verified on the lab's workers with testinfra (the lab must be up).
+molecule: lab-up
+	molecule test -s node
+
+bench: lab-up
+	$(PY) bench/container_migration.py
+
+bench-smoke: lab-up
+	$(PY) bench/container_migration.py --smoke
 
 clean:
 	rm -rf .build $(VENV) tools/workload/podmig-workload
