@@ -113,6 +113,9 @@ def transfer_argv(
         "--inplace",
         "--no-whole-file",
         "--block-size=%d" % block_size,
+        # Private at the destination whatever the source's modes (images hold process memory;
+        # rootfs deltas carry their real modes in manifest.json).
+        "--chmod=D0700,F0600",
         "--stats",
         "--timeout=%d" % io_timeout,
         "--rsh=%s" % " ".join(shlex.quote(part) for part in ssh),
