@@ -9,7 +9,7 @@ export PYTHONPATH := $(CURDIR)/.build/collections
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 LAB := -i inventories/lab
 
-.PHONY: venv setup test unit integration demo lab-up lab-down lab-status molecule bench bench-smoke clean
+.PHONY: venv setup test unit integration demo lab-up lab-down lab-status lab-shape molecule bench bench-smoke clean
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -52,6 +52,10 @@ lab-down: venv
 
 lab-status: venv
 	$(ANSIBLE_PLAYBOOK) $(LAB) playbooks/lab.yml -e lab_state=status
+
+# make lab-shape RATE=1gbit [DELAY=5ms]; RATE=none removes it (no netem here: DELAY is refused)
+lab-shape: venv
+	$(ANSIBLE_PLAYBOOK) $(LAB) playbooks/lab_shape.yml -e lab_link_rate=$(RATE) $(if $(DELAY),-e lab_link_delay=$(DELAY))
 
 # The node roles verified on the lab's workers with testinfra (the lab must be up).
 molecule: lab-up
