@@ -95,11 +95,13 @@ def run_one(args, size: int, rate: float, strategy: str, index: int, workdir: st
         ticks = os.path.join(workdir, name + ".ticks")
         fetched = adhoc(args.target, args.inventory, "ansible.builtin.fetch", {
             "src": report["target_bundle"] + "/rootfs/var/lib/app/ticks", "dest": ticks, "flat": True})
-        if fetched.returncode == 0:
+        if os.path.getsize(ticks) if os.path.exists(ticks) else 0:
             log = TickLog.read(ticks)
             gap = log.max_gap(since=t0)
             row["downtime_s"] = round(gap["gap_s"], 4)
             row["counter_continued"] = not log.counter_resets() and len(log.starts) == 1
+        else:
+            row["error"] = "could not fetch the tick log: %s" % fetched.stdout[-300:]
     else:
         row["error"] = (report.get("error") or migrated.stdout[-500:]).strip()
     # Free the target for the next run.
