@@ -23,9 +23,11 @@ $(COLLECTION_LINK):
 
 venv: $(VENV)/.installed $(COLLECTION_LINK)
 
-# Install what the engine and the tests need on this machine, with the collection's own roles.
+# Install what the engine and the tests need on this machine, with the collection's own roles
+# (this machine is the controller and the test host, not a node: no containerd here).
 setup: venv
 	$(ANSIBLE_PLAYBOOK) -i localhost, -c local -e podmig_hosts=localhost \
+	  -e container_runtime_containerd=none \
 	  -e ansible_python_interpreter=$(CURDIR)/$(PY) playbooks/provision_engine.yml
 	$(ANSIBLE_PLAYBOOK) -i localhost, -c local -e ansible_python_interpreter=$(CURDIR)/$(PY) \
 	  tests/integration/setup/prepare_host.yml

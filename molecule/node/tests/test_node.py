@@ -57,3 +57,13 @@ def test_nodes_trust_each_other_for_image_transfer(host):
         login = host.run("ssh -i /root/.ssh/podmig_ed25519 -o BatchMode=yes -o StrictHostKeyChecking=yes "
                          "-o UserKnownHostsFile=/etc/podmig/known_hosts root@%s hostname" % address)
         assert login.rc == 0 and login.stdout.strip() == other, login.stderr
+
+
+def test_containerd_runs_with_cgroupfs_and_runc(host):
+    assert host.service("containerd").is_running
+    assert host.service("containerd").is_enabled
+    config = host.file("/etc/containerd/config.toml")
+    assert config.mode == 0o644
+    assert "SystemdCgroup = false" in config.content_string
+    version = host.run("ctr --address /run/containerd/containerd.sock version")
+    assert version.rc == 0 and "Server:" in version.stdout, version.stderr
