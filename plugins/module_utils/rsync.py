@@ -99,8 +99,13 @@ def transfer_argv(
     io_timeout: int = 30,
     excludes: list[str] | None = None,
     dry_run: bool = False,
+    keep_modes: bool = False,
 ) -> list[str]:
-    """Push the contents of ``src`` into ``dest`` on ``dest_host`` (created 0700 there)."""
+    """Push the contents of ``src`` into ``dest`` on ``dest_host`` (created 0700 there).
+
+    keep_modes: copy a tree as it is (modes, devices, overlay whiteouts and trusted.* xattrs), for a
+    raw writable layer that containerd copies into the new container; ``dest``'s own 0700 keeps it private.
+    """
     remote_dir = dest.rstrip("/") or "/"
     host = "[%s]" % dest_host if ":" in dest_host and not dest_host.startswith("[") else dest_host
     argv = [
@@ -113,15 +118,16 @@ def transfer_argv(
         "--inplace",
         "--no-whole-file",
         "--block-size=%d" % block_size,
-        # Private at the destination whatever the source's modes (images hold process memory;
-        # rootfs deltas carry their real modes in manifest.json).
-        "--chmod=D0700,F0600",
         "--stats",
         "--timeout=%d" % io_timeout,
         "--rsh=%s" % " ".join(shlex.quote(part) for part in ssh),
         # The destination holds process memory: create it private before rsync writes into it.
         "--rsync-path=umask 077 && mkdir -p -- %s && rsync" % shlex.quote(remote_dir),
     ]
+    if not keep_modes:
+        # Private at the destination whatever the source's modes (images hold process memory;
+        # rootfs deltas carry their real modes in manifest.json).
+        argv.insert(argv.index("--stats"), "--chmod=D0700,F0600")
     if delete:
         argv.append("--delete")
     if bwlimit_kib:

@@ -23,8 +23,8 @@ description:
     the images are ready; the checkpoint process keeps serving pages in the background and ends
     (and the source container with it) when every page has been fetched.
   - Image directories are created private (0700) because they hold process memory.
-  - Nothing is frozen before the checks pass: the container exists and runs, the image directory is
-    usable, and the kernel has the features the mode needs.
+  - Nothing is frozen before the checks pass (the container exists and runs, the image directory is
+    usable, and the kernel has the features the mode needs).
 author:
   - podmig developers
 extends_documentation_fragment:

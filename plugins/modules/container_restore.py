@@ -13,7 +13,7 @@ version_added: 0.1.0
 description:
   - Runs C(runc restore --detach) from I(image_dir) into I(bundle). A pre-dump chain is followed
     through the images' relative C(parent) link.
-  - With I(lazy), starts C(criu lazy-pages) against the source's page server first (post-copy):
+  - With I(lazy), starts C(criu lazy-pages) against the source's page server first (post-copy);
     the container resumes at once and its memory is fetched on demand and in the background.
   - Refuses before touching anything when the images are missing, the bundle has no config.json, the
     container id is already taken, or the kernel lacks what lazy pages need.

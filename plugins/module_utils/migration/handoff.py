@@ -108,7 +108,7 @@ class Sender:
                        stderr=subprocess.DEVNULL, timeout=10, check=False)
         shutil.rmtree(self.control_dir, ignore_errors=True)
 
-    def send(self, src: str, dest: str, what: str, delete: bool = True) -> dict[str, int]:
+    def send(self, src: str, dest: str, what: str, delete: bool = True, keep_modes: bool = False) -> dict[str, int]:
         argv = transfer_argv(
             src,
             self.params["dest_host"],
@@ -119,7 +119,8 @@ class Sender:
             delete=delete,
             bwlimit_kib=self.params.get("bwlimit_kib") or None,
             io_timeout=self.params.get("io_timeout", 30),
-            excludes=["*.log", "stats-*", "*.work"],
+            excludes=[] if keep_modes else ["*.log", "stats-*", "*.work"],
+            keep_modes=keep_modes,
         )
         _rc, out, _err = self.runner.run(argv, "sending %s to %s" % (what, self.params["dest_host"]))
         return parse_stats(out)

@@ -202,3 +202,12 @@ def test_transfer_argv_bwlimit_zero_means_unlimited():
 def test_transfer_argv_root_destination():
     argv = transfer_argv("/s", "h", "/", ["ssh"])
     assert option(argv, "--rsync-path=") == "umask 077 && mkdir -p -- / && rsync"
+
+
+def test_transfer_argv_keep_modes_copies_a_raw_layer_as_it_is():
+    argv = transfer_argv("/var/lib/ct/upper", "10.0.0.2", "/var/lib/podmig/m1/app/upper", ["ssh"], keep_modes=True)
+    assert not any(a.startswith("--chmod") for a in argv)
+    # whiteouts are 0/0 character devices and opaque dirs carry trusted.overlay.* xattrs
+    assert "--archive" in argv and "--xattrs" in argv and "--numeric-ids" in argv
+    assert any(a.startswith("--rsync-path=umask 077 && mkdir -p") for a in argv)
+    assert any(a.startswith("--chmod=D0700,F0600") for a in transfer_argv("/a", "h", "/b", ["ssh"]))

@@ -1,0 +1,209 @@
+# -*- coding: utf-8 -*-
+# Copyright: podmig developers
+# Apache License 2.0 (see LICENSE)
+"""The frozen part of a pod migration on the source node, in one process.
+
+All application containers of the pod stop at one point: the pod's freezer cgroup is frozen as a
+whole, each container is then paused through runc (so runc and CRIU see it held), and the pod
+cgroup is thawed again (each container stays frozen by its own freezer state). Each container is
+dumped with --leave-running, so it stays frozen and kubelet still sees it RUNNING: never restarted,
+and a rollback is a `runc resume`. Images and the raw writable layer go to the staging directory
+that podmig's containerd patch restores from on the target (docs/containerd-patch.md):
+
+    <dest_dir>/<container>/images/  CRIU images      <dest_dir>/<container>/upper/  raw upper dir
+    <dest_dir>/<container>/lazy-pages (post-copy)    <dest_dir>/<container>/READY   dropped last
+
+For post-copy, the target's `criu lazy-pages` daemon is started (over the same SSH connection)
+before READY, so that the restore finds it. On any failure every container is resumed here before
+the error is returned.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from typing import Any
+
+from ansible_collections.podmig.live.plugins.module_utils.checkpoint import abort_lazy_dump, take_checkpoint
+from ansible_collections.podmig.live.plugins.module_utils.command import CommandRunner, find_binary
+from ansible_collections.podmig.live.plugins.module_utils.errors import PodmigError
+from ansible_collections.podmig.live.plugins.module_utils.migration.handoff import READY, Sender
+from ansible_collections.podmig.live.plugins.module_utils.procfs import cgroups
+from ansible_collections.podmig.live.plugins.module_utils.runc import RuncClient
+
+FREEZER_ROOT = "/sys/fs/cgroup/freezer"
+LAZY_MARKER = "lazy-pages"
+
+
+def pod_freezer_dir(container_cgroups: list[dict[str, str]], root: str = FREEZER_ROOT) -> str:
+    """The freezer cgroup directory of the pod: the common parent of its containers' freezer cgroups.
+
+    container_cgroups: one /proc/<pid>/cgroup mapping per container (controller -> path).
+    """
+    parents = set()
+    for mapping in container_cgroups:
+        path = mapping.get("freezer")
+        if not path or path == "/":
+            raise PodmigError("a container of the pod has no freezer cgroup of its own (cgroup v1 freezer needed)",
+                              cgroups=mapping)
+        parents.add(os.path.dirname(path.rstrip("/")))
+    if len(parents) != 1:
+        raise PodmigError("the containers are not in one pod cgroup: %s" % ", ".join(sorted(parents)))
+    parent = parents.pop()
+    if parent in ("", "/"):
+        raise PodmigError("refusing to freeze the root freezer cgroup")
+    return root.rstrip("/") + parent
+
+
+def freeze(cgroup_dir: str, state: str, timeout: float = 10.0) -> None:
+    """Write FROZEN or THAWED into a v1 freezer and wait until the kernel reports it."""
+    path = os.path.join(cgroup_dir, "freezer.state")
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(path, "w", encoding="ascii") as handle:
+            handle.write(state)
+        with open(path, encoding="ascii") as handle:
+            now = handle.read().strip()
+        if now == state:
+            return
+        if time.monotonic() > deadline:
+            raise PodmigError("freezer %s stayed %s instead of %s" % (cgroup_dir, now, state))
+        time.sleep(0.005)
+
+
+def lazy_daemon_command(criu: str, container_dir: str, source_address: str, port: int) -> str:
+    """Shell command (run on the target) starting CRIU's lazy-pages daemon for one container.
+
+    Its socket is the relative `lazy-pages.socket` in the work dir the restore uses (<dir>/work).
+    """
+    d = shlex.quote(container_dir.rstrip("/"))
+    return ("umask 077 && mkdir -p {d}/work && {criu} lazy-pages --page-server --address {a} --port {p} "
+            "--images-dir {d}/images --work-dir {d}/work -o lazy-pages.log -d && echo {a}:{p} > {d}/{m}").format(
+        d=d, criu=shlex.quote(criu), a=shlex.quote(source_address), p=int(port), m=LAZY_MARKER)
+
+
+def checkpoint_params(params: dict[str, Any], container: dict[str, Any], index: int) -> dict[str, Any]:
+    """container_checkpoint parameters for one container's final dump."""
+    lazy = params["strategy"] == "postcopy"
+    image_dir = os.path.join(params["work_dir"], container["name"], "images")
+    return {
+        "container": container["id"],
+        "runtime_root": params["runtime_root"],
+        "runc_path": params.get("runc_path"),
+        "criu_path": params.get("criu_path"),
+        "image_dir": image_dir,
+        "work_dir": None,
+        "mode": "lazy" if lazy else "dump",
+        "parent_dir": None,
+        # Held frozen after the dump (also after the last page was served): kubelet sees it RUNNING.
+        "leave_running": True,
+        "hold_frozen": True,
+        "page_server": "%s:%d" % (params["page_server_address"], params["page_server_port"] + index) if lazy else None,
+        "lazy_ready_timeout": 120,
+        "force": True,
+        "tcp_established": params.get("tcp_established", False),
+        "file_locks": params.get("file_locks", False),
+        "ext_unix_sk": params.get("ext_unix_sk", False),
+        "manage_cgroups_mode": params.get("manage_cgroups_mode"),
+    }
+
+
+def rollback(module: Any, runner: CommandRunner, params: dict[str, Any], freezer_dir: str | None) -> list[str]:
+    """Resume every container of the pod after a failed hand-off; returns what was done."""
+    done = []
+    if freezer_dir:
+        try:
+            freeze(freezer_dir, "THAWED")
+        except (OSError, PodmigError) as err:
+            done.append("pod freezer: %s" % err)
+    runc = RuncClient(runner, find_binary(module, "runc", params.get("runc_path")), params["runtime_root"])
+    for index, container in enumerate(params["containers"]):
+        if params["strategy"] == "postcopy":
+            aborted = abort_lazy_dump(checkpoint_params(params, container, index)["image_dir"].rstrip("/") + ".work")
+            if aborted and aborted.get("aborted"):
+                done.append("%s: lazy dump aborted" % container["name"])
+        state = runc.state(container["id"])
+        if state and state.get("status") == "paused":
+            runc.resume(container["id"])
+            done.append("%s: resumed" % container["name"])
+        else:
+            done.append("%s: %s" % (container["name"], state.get("status") if state else "absent"))
+    return done
+
+
+def pod_handoff(module: Any, runner: CommandRunner, params: dict[str, Any]) -> dict[str, Any]:
+    """Freeze the pod, dump each container, send images and upper layers, start lazy daemons, signal."""
+    runc = RuncClient(runner, find_binary(module, "runc", params.get("runc_path")), params["runtime_root"])
+    containers = params["containers"]
+    pids = {}
+    for container in containers:
+        state = runc.require(container["id"], ("running",))
+        pids[container["name"]] = int(state["pid"])
+    freezer_dir = params.get("pod_freezer") or pod_freezer_dir([cgroups(pid) for pid in pids.values()])
+    result: dict[str, Any] = {"strategy": params["strategy"], "pod_freezer": freezer_dir, "containers": {}}
+    if module.check_mode:
+        result["changed"] = True
+        return result
+
+    sender = Sender(module, runner, params)
+    sender.open()
+    if sender.master_error:
+        result["warnings"] = ["no shared SSH connection (%s): each send connects on its own" % sender.master_error]
+    target = "%s@%s" % (params.get("ssh_user", "root"), params["dest_host"])
+    frozen_here = None
+    try:
+        result["frozen_at"] = time.time()
+        freeze(freezer_dir, "FROZEN")
+        frozen_here = freezer_dir
+        for container in containers:
+            runc.pause(container["id"])  # already frozen by the pod cgroup: marks it held for runc and CRIU
+        freeze(freezer_dir, "THAWED")  # each container stays FROZEN by its own freezer state
+        frozen_here = None
+        result["pod_frozen_s"] = round(time.time() - result["frozen_at"], 6)
+
+        for index, container in enumerate(containers):
+            ck = checkpoint_params(params, container, index)
+            entry = result["containers"].setdefault(container["name"], {"id": container["id"]})
+            entry["checkpoint"] = take_checkpoint(module, runner, ck)
+        result["dumped_at"] = time.time()
+
+        bytes_sent = 0
+        for index, container in enumerate(containers):
+            entry = result["containers"][container["name"]]
+            dest = os.path.join(params["dest_dir"], container["name"])
+            ck = checkpoint_params(params, container, index)
+            entry["images_sent"] = sender.send(ck["image_dir"], os.path.join(dest, "images"),
+                                               "the images of %s" % container["name"])
+            bytes_sent += int(entry["images_sent"].get("bytes_sent", 0))
+            if container.get("upperdir"):
+                entry["upper_sent"] = sender.send(container["upperdir"], os.path.join(dest, "upper"),
+                                                  "the writable layer of %s" % container["name"], keep_modes=True)
+                bytes_sent += int(entry["upper_sent"].get("bytes_sent", 0))
+            if params["strategy"] == "postcopy":
+                runner.run(sender.ssh + [target, lazy_daemon_command(
+                    params.get("target_criu_path") or "criu", dest, params["page_server_address"],
+                    params["page_server_port"] + index)], "starting the lazy-pages daemon of %s" % container["name"])
+        result["sent_at"] = time.time()
+        for container in containers:
+            sender.signal(os.path.join(params["dest_dir"], container["name"]))
+        result["signalled_at"] = time.time()
+        result["bytes_sent"] = bytes_sent
+    except (PodmigError, OSError) as err:
+        if not isinstance(err, PodmigError):
+            err = PodmigError("pod hand-off failed: %s" % err)
+        try:
+            err.details["rolled_back"] = rollback(module, runner, params, frozen_here)
+        except PodmigError as rb_err:
+            err.details["rollback_error"] = rb_err.msg
+        raise err from None
+    finally:
+        sender.close()
+    result["source_frozen_s"] = round(result["signalled_at"] - result["frozen_at"], 6)
+    result["changed"] = True
+    return result
+
+
+def pod_rollback(module: Any, runner: CommandRunner, params: dict[str, Any]) -> dict[str, Any]:
+    """Resume a pod held frozen by pod_handoff (the playbook's rollback after a failed restore)."""
+    return {"changed": True, "rolled_back": rollback(module, runner, params, None)}

@@ -1,0 +1,72 @@
+# -*- coding: utf-8 -*-
+# Copyright: podmig developers
+# Apache License 2.0 (see LICENSE)
+"""Unit tests of the pure parts of the pod hand-off (module_utils/migration/pod_handoff.py)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+
+import pytest
+
+from ansible_collections.podmig.live.plugins.module_utils.errors import PodmigError
+from ansible_collections.podmig.live.plugins.module_utils.migration.pod_handoff import (
+    checkpoint_params, freeze, lazy_daemon_command, pod_freezer_dir)
+
+POD = "/kubepods/besteffort/pod6b1d"
+
+
+def test_the_pod_freezer_is_the_common_parent_of_its_containers():
+    found = pod_freezer_dir([{"freezer": POD + "/aaa", "memory": "/x"}, {"freezer": POD + "/bbb/"}], root="/cg/freezer")
+    assert found == "/cg/freezer" + POD
+
+
+@pytest.mark.parametrize("mappings,message", [
+    ([{"freezer": POD + "/a"}, {"freezer": "/kubepods/besteffort/podOTHER/b"}], "not in one pod cgroup"),
+    ([{"memory": "/x"}], "no freezer cgroup"),
+    ([{"freezer": "/"}], "no freezer cgroup"),
+    ([{"freezer": "/lonely"}], "root freezer cgroup"),
+])
+def test_a_pod_freezer_that_is_not_one_pod_is_refused(mappings, message):
+    with pytest.raises(PodmigError, match=message):
+        pod_freezer_dir(mappings)
+
+
+def test_freeze_writes_the_state_and_reads_it_back(tmp_path):
+    (tmp_path / "freezer.state").write_text("THAWED\n")
+    freeze(str(tmp_path), "FROZEN")
+    assert (tmp_path / "freezer.state").read_text() == "FROZEN"
+
+
+def test_freeze_gives_up_when_the_kernel_never_reports_the_state(tmp_path, monkeypatch):
+    (tmp_path / "freezer.state").write_text("FREEZING")
+    real_open = open
+
+    def stuck_open(path, mode="r", **kwargs):  # a freezer that ignores the write and stays FREEZING
+        return real_open(os.devnull if "w" in mode else path, mode, **kwargs)
+
+    monkeypatch.setattr("builtins.open", stuck_open)
+    with pytest.raises(PodmigError, match="stayed FREEZING instead of FROZEN"):
+        freeze(str(tmp_path), "FROZEN", timeout=0.05)
+
+
+def test_the_lazy_daemon_serves_from_the_work_dir_the_restore_uses():
+    argv = shlex.split(lazy_daemon_command("/usr/local/sbin/criu", "/var/lib/podmig/in/m1/app/", "10.89.7.11", 27101))
+    assert "lazy-pages" in argv and "--page-server" in argv
+    assert argv[argv.index("--address") + 1] == "10.89.7.11" and argv[argv.index("--port") + 1] == "27101"
+    assert argv[argv.index("--images-dir") + 1] == "/var/lib/podmig/in/m1/app/images"
+    assert argv[argv.index("--work-dir") + 1] == "/var/lib/podmig/in/m1/app/work"
+    assert argv[-3:] == ["10.89.7.11:27101", ">", "/var/lib/podmig/in/m1/app/lazy-pages"]
+
+
+def test_each_container_is_dumped_held_frozen_into_its_own_directory():
+    params = {"strategy": "cold", "work_dir": "/var/lib/podmig/out/m1", "runtime_root": "/run/containerd/runc/k8s.io",
+              "page_server_address": "10.0.0.1", "page_server_port": 27100}
+    ck = checkpoint_params(params, {"name": "app", "id": "c1"}, 0)
+    assert ck["container"] == "c1" and ck["image_dir"] == "/var/lib/podmig/out/m1/app/images"
+    assert ck["mode"] == "dump" and ck["hold_frozen"] and ck["leave_running"] and ck["page_server"] is None
+    lazy = checkpoint_params(dict(params, strategy="postcopy"), {"name": "side", "id": "c2"}, 1)
+    assert lazy["mode"] == "lazy" and lazy["page_server"] == "10.0.0.1:27101"
+    # kubelet must keep seeing it RUNNING after the last page was served: never killed by the dump
+    assert lazy["leave_running"] and lazy["hold_frozen"]
