@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.podmig.live.plugins.module_utils.migration import convergence, report
+from ansible_collections.podmig.live.plugins.module_utils.migration import convergence, pod_plan, report
 
 
 def podmig_convergence(rounds, rules=None):
@@ -28,10 +28,32 @@ def podmig_migration_summary(report_dict):
     return report.summary(dict(report_dict or {}))
 
 
+def podmig_pod_migration_plan(request, facts):
+    """{{ request | podmig.live.pod_migration_plan(facts) }} -> {ok, checks, refusals, strategy, ...}."""
+    try:
+        return pod_plan.plan_pod_migration(dict(request or {}), dict(facts or {}))
+    except (KeyError, TypeError) as exc:
+        raise AnsibleFilterError("podmig.live.pod_migration_plan: missing or bad input %s" % exc) from exc
+
+
+def podmig_pod_shell_manifest(pod, target_node, mig_id, staging_dir, owner=None):
+    """{{ pod | podmig.live.pod_shell_manifest(target, id, staging_dir, owner) }} -> the shell Pod."""
+    return pod_plan.shell_pod_manifest(dict(pod or {}), target_node, mig_id, staging_dir, owner)
+
+
+def podmig_pod_migration_id(pod, started):
+    """{{ pod | podmig.live.pod_migration_id(started) }} -> 8 hex characters."""
+    meta = (pod or {}).get("metadata") or {}
+    return pod_plan.migration_id(meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", ""), str(started))
+
+
 class FilterModule:
     def filters(self):
         return {
             "convergence": podmig_convergence,
             "migration_report": podmig_migration_report,
             "migration_summary": podmig_migration_summary,
+            "pod_migration_plan": podmig_pod_migration_plan,
+            "pod_shell_manifest": podmig_pod_shell_manifest,
+            "pod_migration_id": podmig_pod_migration_id,
         }

@@ -17,7 +17,8 @@ def filters():
 
 
 def test_filter_names(filters):
-    assert set(filters) == {"convergence", "migration_report", "migration_summary"}
+    assert set(filters) == {"convergence", "migration_report", "migration_summary", "pod_migration_plan",
+                            "pod_shell_manifest", "pod_migration_id"}
     assert all(callable(f) for f in filters.values())
 
 
@@ -49,3 +50,18 @@ def test_report_and_summary_filters(filters):
     assert filters["migration_summary"](report)[0] == "podmig: web1 a -> b: MIGRATED"
     assert filters["migration_report"](None)["outcome"] == "failed"
     assert filters["migration_summary"](None) == ["podmig: None None -> None: ?"]
+
+
+def test_pod_filters_wrap_the_pod_plan():
+    from ansible_collections.podmig.live.plugins.filter.migration import FilterModule
+    filters = FilterModule().filters()
+    pod = {"metadata": {"name": "app", "namespace": "default", "uid": "u"},
+           "spec": {"nodeName": "w1", "containers": [{"name": "c", "image": "i"}]}}
+    mig = filters["pod_migration_id"](pod, "t0")
+    assert len(mig) == 8
+    shell = filters["pod_shell_manifest"](pod, "w2", mig, "/var/lib/podmig/in/" + mig)
+    assert shell["metadata"]["name"] == "app-mig-" + mig and shell["spec"]["nodeName"] == "w2"
+    plan = filters["pod_migration_plan"]({"namespace": "default", "pod": "app", "target_node": "w2"}, {"pod": pod})
+    assert not plan["ok"] and "target node ready: node w2: no such node" in plan["refusals"]
+    with pytest.raises(AnsibleFilterError, match="missing or bad input"):
+        filters["pod_migration_plan"]({}, {})
