@@ -47,6 +47,31 @@ def podmig_pod_migration_id(pod, started):
     return pod_plan.migration_id(meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", ""), str(started))
 
 
+def podmig_pod_migration_report(inputs):
+    """{{ inputs | podmig.live.pod_migration_report }} -> the pod report dict."""
+    return report.build_pod_report(dict(inputs or {}))
+
+
+def podmig_pod_migration_summary(report_dict):
+    """{{ report | podmig.live.pod_migration_summary }} -> list of lines."""
+    return report.pod_summary(dict(report_dict or {}))
+
+
+def podmig_check_line(check):
+    """{{ check | podmig.live.check_line }} -> 'ok   name: detail' or 'NO   name: detail'."""
+    check = dict(check or {})
+    return "%-4s %s: %s" % ("ok" if check.get("ok") else "NO", check.get("name"), check.get("detail"))
+
+
+def podmig_pod_container_entry(item):
+    """(name, id, overlay) -> {name, id, upperdir} for podmig.live.pod_handoff's containers."""
+    name, container_id, overlay = item
+    entry = {"name": name, "id": container_id}
+    if overlay and overlay.get("upperdir"):
+        entry["upperdir"] = overlay["upperdir"]
+    return entry
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -56,4 +81,8 @@ class FilterModule:
             "pod_migration_plan": podmig_pod_migration_plan,
             "pod_shell_manifest": podmig_pod_shell_manifest,
             "pod_migration_id": podmig_pod_migration_id,
+            "pod_migration_report": podmig_pod_migration_report,
+            "pod_migration_summary": podmig_pod_migration_summary,
+            "check_line": podmig_check_line,
+            "pod_container_entry": podmig_pod_container_entry,
         }

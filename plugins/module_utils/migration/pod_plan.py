@@ -38,6 +38,9 @@ PORTABLE_RESOURCES = ("cpu", "memory", "ephemeral-storage")
 # Volume sources whose content is re-created by kubelet for the new pod (no state of the process).
 KUBELET_VOLUMES = ("configMap", "secret", "projected", "downwardAPI", "serviceAccountToken")
 SHARED_ACCESS_MODES = ("ReadWriteMany", "ReadOnlyMany")
+# Strategies the pod hand-off implements (pod_handoff.py). The copy rounds of delta and precopy
+# exist for runc containers (migrate_container.yml) but not yet through the containerd restore.
+POD_STRATEGIES = ("cold", "postcopy")
 
 
 def _check(checks: list[dict[str, Any]], name: str, ok: bool, detail: str) -> None:
@@ -209,9 +212,14 @@ def plan_pod_migration(request: dict[str, Any], facts: dict[str, Any]) -> dict[s
         same_arch = src_criu.get("arch") == dst_criu.get("arch") and src_criu.get("page_size") == dst_criu.get("page_size")
         _check(checks, "same architecture", same_arch, "source %s/%s, target %s/%s" % (
             src_criu.get("arch"), src_criu.get("page_size"), dst_criu.get("arch"), dst_criu.get("page_size")))
+        requested = request.get("strategy", "auto")
+        order = tuple(s for s in (request.get("auto_order") or DEFAULT_AUTO_ORDER) if s in POD_STRATEGIES)
         try:
-            choice = choose_strategy(request.get("strategy", "auto"), src_criu, dst_criu,
-                                     tuple(request.get("auto_order") or DEFAULT_AUTO_ORDER))
+            if requested not in POD_STRATEGIES + ("auto",):
+                raise ValueError("%s is not available for pods yet: podmig moves pods with %s (its copy rounds "
+                                 "exist for runc containers, playbooks/migrate_container.yml)"
+                                 % (requested, " or ".join(POD_STRATEGIES)))
+            choice = choose_strategy(requested, src_criu, dst_criu, order)
             result.update(strategy=choice["strategy"], reason=choice["reason"], risk=choice["risk"],
                           refused_strategies=choice["refused"])
             _check(checks, "strategy", True, "%s: %s" % (choice["strategy"], choice["reason"]))

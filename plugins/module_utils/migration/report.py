@@ -110,3 +110,68 @@ def summary(report: dict[str, Any]) -> list[str]:
     if report.get("error"):
         lines.append("error: %s" % report["error"])
     return lines
+
+
+def build_pod_report(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The report of a pod migration (playbooks/migrate.yml).
+
+    inputs: namespace, pod, shell_pod, migration_id, source_node, target_node, strategy, reason, outcome,
+    error, refusals, started_at, finished_at, frozen_at (pod_handoff), restored_at (when the shell's
+    containers ran), source_frozen_s, bytes_sent, containers (pod_handoff's per-container results).
+    """
+    report = {key: inputs.get(key) for key in ("namespace", "pod", "shell_pod", "migration_id", "source_node",
+                                               "target_node", "strategy", "reason")}
+    report["kind"] = "pod"
+    report["outcome"] = inputs.get("outcome", "failed")
+    for key in ("error", "refusals"):
+        if inputs.get(key):
+            report[key] = inputs[key]
+    started, finished = _num(inputs.get("started_at")), _num(inputs.get("finished_at"))
+    if started and finished:
+        report["total_s"] = round(finished - started, 3)
+    frozen_at, restored_at = _num(inputs.get("frozen_at")), _num(inputs.get("restored_at"))
+    if frozen_at and restored_at:
+        # Upper bound of what clients saw: from the freeze to the restored containers seen running
+        # through the API (the workload's own tick log gives the exact gap).
+        report["pause_s"] = round(restored_at - frozen_at, 3)
+    if inputs.get("source_frozen_s") is not None:
+        report["handoff_s"] = round(_num(inputs.get("source_frozen_s")), 3)
+    report["bytes_sent"] = int(inputs.get("bytes_sent") or 0)
+    containers = {}
+    for name, entry in (inputs.get("containers") or {}).items():
+        checkpoint = entry.get("checkpoint") or {}
+        stats = checkpoint.get("stats") or {}
+        containers[name] = {
+            "image_bytes": checkpoint.get("image_bytes"),
+            "criu_frozen_s": stats.get("frozen_time_s"),
+            "images_sent_bytes": int((entry.get("images_sent") or {}).get("bytes_sent", 0)),
+            "upper_sent_bytes": int((entry.get("upper_sent") or {}).get("bytes_sent", 0)),
+        }
+    report["containers"] = containers
+    if inputs.get("observed"):
+        report["observed"] = inputs["observed"]
+    return report
+
+
+def pod_summary(report: dict[str, Any]) -> list[str]:
+    """A few lines a person reads first, for a pod migration."""
+    lines = ["podmig: pod %s/%s %s -> %s: %s" % (report.get("namespace"), report.get("pod"), report.get("source_node"),
+                                                   report.get("target_node"), str(report.get("outcome", "?")).upper())]
+    if report.get("shell_pod"):
+        lines.append("now running as %s/%s" % (report.get("namespace"), report["shell_pod"]))
+    if report.get("strategy"):
+        lines.append("strategy %s (%s)" % (report["strategy"], report.get("reason")))
+    if "pause_s" in report:
+        lines.append("pause %.3f s (freeze to restored containers running; hand-off on the source %.3f s)"
+                     % (report["pause_s"], report.get("handoff_s") or 0.0))
+    for name, entry in (report.get("containers") or {}).items():
+        lines.append("container %s: %.1f MiB of images, %.1f MiB sent" % (
+            name, (entry.get("image_bytes") or 0) / 2**20,
+            (entry["images_sent_bytes"] + entry["upper_sent_bytes"]) / 2**20))
+    if "total_s" in report:
+        lines.append("total %.2f s, %.1f MiB sent" % (report["total_s"], report.get("bytes_sent", 0) / 2**20))
+    for refusal in report.get("refusals") or []:
+        lines.append("refused: %s" % refusal)
+    if report.get("error"):
+        lines.append("error: %s" % report["error"])
+    return lines

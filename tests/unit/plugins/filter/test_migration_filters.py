@@ -18,7 +18,8 @@ def filters():
 
 def test_filter_names(filters):
     assert set(filters) == {"convergence", "migration_report", "migration_summary", "pod_migration_plan",
-                            "pod_shell_manifest", "pod_migration_id"}
+                            "pod_shell_manifest", "pod_migration_id", "pod_migration_report",
+                            "pod_migration_summary", "check_line", "pod_container_entry"}
     assert all(callable(f) for f in filters.values())
 
 
@@ -65,3 +66,26 @@ def test_pod_filters_wrap_the_pod_plan():
     assert not plan["ok"] and "target node ready: node w2: no such node" in plan["refusals"]
     with pytest.raises(AnsibleFilterError, match="missing or bad input"):
         filters["pod_migration_plan"]({}, {})
+
+
+def test_pod_report_and_small_filters():
+    from ansible_collections.podmig.live.plugins.filter.migration import FilterModule
+    filters = FilterModule().filters()
+    report = filters["pod_migration_report"]({
+        "namespace": "default", "pod": "app", "shell_pod": "app-mig-1", "source_node": "w1", "target_node": "w2",
+        "strategy": "cold", "reason": "asked", "outcome": "migrated", "started_at": 100.0, "finished_at": 112.5,
+        "frozen_at": 105.0, "restored_at": 105.75, "source_frozen_s": 0.5, "bytes_sent": 3 * 2**20,
+        "containers": {"main": {"checkpoint": {"image_bytes": 2**20, "stats": {"frozen_time_s": 0.2}},
+                                "images_sent": {"bytes_sent": 2**20}, "upper_sent": {"bytes_sent": 10}}}})
+    assert report["pause_s"] == 0.75 and report["total_s"] == 12.5 and report["handoff_s"] == 0.5
+    assert report["containers"]["main"] == {"image_bytes": 2**20, "criu_frozen_s": 0.2,
+                                            "images_sent_bytes": 2**20, "upper_sent_bytes": 10}
+    lines = filters["pod_migration_summary"](report)
+    assert lines[0] == "podmig: pod default/app w1 -> w2: MIGRATED"
+    assert "pause 0.750 s" in " ".join(lines)
+    refused = filters["pod_migration_summary"](filters["pod_migration_report"](
+        {"namespace": "d", "pod": "p", "outcome": "refused", "refusals": ["pod exists: no"]}))
+    assert "refused: pod exists: no" in refused and "pause_s" not in refused
+    assert filters["check_line"]({"ok": False, "name": "pod running", "detail": "Pending"}) == "NO   pod running: Pending"
+    assert filters["pod_container_entry"](("c", "id1", {"upperdir": "/u"})) == {"name": "c", "id": "id1", "upperdir": "/u"}
+    assert filters["pod_container_entry"](("c", "id1", None)) == {"name": "c", "id": "id1"}
