@@ -322,6 +322,21 @@ def test_demo_moves_the_workload_between_workers_with_its_state(lab):
             ssh(node, "runc delete -f %s 2>/dev/null; true" % name, check=False)
 
 
+def test_molecule_verifies_the_node_roles_on_the_workers(lab):
+    """`make molecule`: converge, a second converge that changes nothing, then testinfra on each worker."""
+    env = ansible_env()
+    env["ANSIBLE_CONFIG"] = os.path.join(REPO, "ansible.cfg")
+    env["PATH"] = BIN + os.pathsep + env.get("PATH", os.environ.get("PATH", ""))
+    proc = subprocess.run([os.path.join(BIN, "molecule"), "test", "-s", "node"], cwd=REPO, capture_output=True,
+                          text=True, timeout=1200, env=env, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    # Every testinfra test ran on both workers (none skipped for want of hosts).
+    summary = re.search(r"=+ (\d+) passed", out)
+    assert summary and int(summary.group(1)) >= 2 * 7, out[-3000:]
+    assert "skipped" not in out.split("Executing Testinfra tests")[-1].split("Verifier completed")[0], out[-3000:]
+
+
 def test_shaping_limits_the_rate_between_nodes(lab):
     unshaped = timed_transfer("podmig-w1", "podmig-w2", 50)
     try:

@@ -7,8 +7,12 @@ import os
 
 import testinfra.utils.ansible_runner
 
-testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
-    os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("lab_workers")
+# The inventory directory molecule builds: its own file plus links to the lab's hosts.yml and
+# group_vars (MOLECULE_INVENTORY_FILE alone lists the platforms without their groups).
+INVENTORY = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY).get_hosts("lab_workers")
+# An empty host list would skip every test and verify nothing.
+assert testinfra_hosts, "no lab_workers in %s" % INVENTORY
 
 
 def test_criu_is_new_enough_and_passes_its_check(host):
@@ -47,7 +51,7 @@ def test_nodes_trust_each_other_for_image_transfer(host):
     key = host.file("/root/.ssh/podmig_ed25519")
     assert key.exists and key.mode == 0o600
     known = host.file("/etc/podmig/known_hosts").content_string
-    runner = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
+    runner = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
     me = host.backend.get_hostname()
     for other in testinfra_hosts:
         if other == me:
