@@ -47,6 +47,26 @@ options:
       upperdir:
         description: The container's overlay upper directory, sent raw (omit for none).
         type: path
+  volumes:
+    description:
+      - The pod's emptyDir volumes, copied (modes, owners, xattrs kept) into the new pod's volume
+        directories on the target before READY.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: The volume's name.
+        type: str
+        required: true
+      src:
+        description: Its directory on this node (C(/var/lib/kubelet/pods/<uid>/volumes/kubernetes.io~empty-dir/<name>)).
+        type: path
+        required: true
+      dest:
+        description: The new pod's directory of the volume on the target.
+        type: path
+        required: true
   runtime_root:
     description: runc's state root of the CRI containers.
     type: path
@@ -183,6 +203,11 @@ def argspec() -> dict:
             "name": {"type": "str", "required": True},
             "id": {"type": "str", "required": True},
             "upperdir": {"type": "path"},
+        }},
+        volumes={"type": "list", "elements": "dict", "default": [], "options": {
+            "name": {"type": "str", "required": True},
+            "src": {"type": "path", "required": True},
+            "dest": {"type": "path", "required": True},
         }},
         runtime_root={"type": "path", "default": "/run/containerd/runc/k8s.io"},
         runc_path={"type": "path"},

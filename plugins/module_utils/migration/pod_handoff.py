@@ -13,6 +13,9 @@ that podmig's containerd patch restores from on the target (docs/containerd-patc
     <dest_dir>/<container>/images/  CRIU images      <dest_dir>/<container>/upper/  raw upper dir
     <dest_dir>/<container>/lazy-pages (post-copy)    <dest_dir>/<container>/READY   dropped last
 
+The pod's emptyDir volumes are copied into the new pod's own volume directories (given by the
+caller) before READY: the restored processes find the files they hold open.
+
 For post-copy, the target's `criu lazy-pages` daemon is started (over the same SSH connection)
 before READY, so that the restore finds it. On any failure every container is resumed here before
 the error is returned.
@@ -184,6 +187,12 @@ def pod_handoff(module: Any, runner: CommandRunner, params: dict[str, Any]) -> d
                 runner.run(sender.ssh + [target, lazy_daemon_command(
                     params.get("target_criu_path") or "criu", dest, params["page_server_address"],
                     params["page_server_port"] + index)], "starting the lazy-pages daemon of %s" % container["name"])
+        result["volumes"] = {}
+        for volume in params.get("volumes") or []:
+            # emptyDir content: the new pod's own directory, made by kubelet before its containers start
+            sent = sender.send(volume["src"], volume["dest"], "volume %s" % volume["name"], keep_modes=True)
+            result["volumes"][volume["name"]] = sent
+            bytes_sent += int(sent.get("bytes_sent", 0))
         result["sent_at"] = time.time()
         for container in containers:
             sender.signal(os.path.join(params["dest_dir"], container["name"]))
