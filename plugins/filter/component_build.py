@@ -23,7 +23,7 @@ description:
     staging modules (C(v1.35.4) -> C(v0.35.4)).
   - C(component_build_wrapper_gomod) renders the go.mod of a wrapper module that requires a
     module whose own go.mod replaces its siblings with directories missing from its module zip
-    (C(k8s.io/kubernetes)): each sibling is pointed at its directory in the work tree when that
+    (C(k8s.io/kubernetes)); each sibling is pointed at its directory in the work tree when that
     exists there, at its published version otherwise.
   - C(component_build_replace_edits) gives the C(go mod edit) arguments that do the same for a
     module built as the main module (etcd's C(../api)).
