@@ -1,0 +1,245 @@
+# -*- coding: utf-8 -*-
+"""playbooks/migrate.yml on the lab cluster: a stateful pod moves from worker 1 to worker 2.
+
+Real kube-apiserver, kubelets and podmig's patched containerd (built by component_build, installed
+by the node role), brought up by playbooks/lab_cluster.yml exactly as `make cluster-up` does. The
+workload (tools/workload) keeps a counter and a checksum of its memory and writes a tick log into an
+emptyDir volume: after the move its counter goes on from where it was (one start line in the log, no
+reset), its memory checksum still matches, the source pod is gone and exactly one copy runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from support.ansible_runner import REPO, RunningPlaybook, run_playbook
+from test_lab import explain, ssh
+
+kubernetes = pytest.importorskip("kubernetes")
+from kubernetes import client, config  # noqa: E402  (after the importorskip)
+from kubernetes.client.rest import ApiException  # noqa: E402
+
+LAB_INVENTORY = os.path.join(REPO, "inventories", "lab")
+CLUSTER = os.path.join(REPO, "playbooks", "lab_cluster.yml")
+MIGRATE = os.path.join(REPO, "playbooks", "migrate.yml")
+KUBECONFIG = os.path.join(REPO, "inventories", "lab", "kubeconfig")
+TICKS = os.path.join(REPO, "tools", "workload", "ticks.py")
+NS = "default"
+SOURCE, TARGET = "podmig-w1", "podmig-w2"
+RUNC_ROOT = "/run/containerd/runc/k8s.io"
+
+
+@pytest.fixture(scope="module")
+def api():
+    start = time.monotonic()
+    proc = run_playbook(CLUSTER, inventory=LAB_INVENTORY, timeout=3600)
+    print("\nlab cluster up: %.1f s" % (time.monotonic() - start))
+    assert proc.returncode == 0, explain(proc)
+    config.load_kube_config(config_file=KUBECONFIG)
+    return client.CoreV1Api()
+
+
+def image_named(api, node: str, repository: str) -> str:
+    """The full reference of a locally built image on a node (its tag is a content hash)."""
+    for image in api.read_node(node).status.images or []:
+        for name in image.names or []:
+            if name.startswith(repository + ":"):
+                return name
+    raise AssertionError("%s has no %s image" % (node, repository))
+
+
+def workload_pod(api, name: str, mib: int = 64, rate: float = 0.1, node: str = SOURCE) -> dict:
+    manifest = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "nodeName": node,
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{
+                "name": "app", "image": image_named(api, node, "localhost/podmig/workload"),
+                "imagePullPolicy": "Never",
+                "args": ["-m", str(mib), "-r", str(rate), "-t", "10", "-l", "/data/tick.log"],
+                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+            }],
+            "volumes": [{"name": "data", "emptyDir": {}}],
+        },
+    }
+    api.create_namespaced_pod(NS, manifest)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        pod = api.read_namespaced_pod(name, NS)
+        if pod.status.phase == "Running" and all(s.state.running for s in pod.status.container_statuses or []):
+            return pod
+        time.sleep(1)
+    raise AssertionError("pod %s did not run: %s" % (name, api.read_namespaced_pod(name, NS).status))
+
+
+def tick_log(pod) -> str:
+    return "/var/lib/kubelet/pods/%s/volumes/kubernetes.io~empty-dir/data/tick.log" % pod.metadata.uid
+
+
+def read_ticks(node: str, path: str) -> dict:
+    with open(TICKS, encoding="utf-8") as handle:
+        return json.loads(ssh(node, "python3 - %s" % path, input=handle.read()).stdout)
+
+
+def wait_ticks(node: str, path: str, at_least: int, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        ticks = read_ticks(node, path)
+        if ticks.get("ticks", 0) >= at_least or time.monotonic() > deadline:
+            return ticks
+        time.sleep(0.5)
+
+
+def container_id(pod) -> str:
+    return re.sub("^[a-z]+://", "", pod.status.container_statuses[0].container_id)
+
+
+def verify_memory(node: str, pod, path: str) -> dict:
+    """SIGUSR1 makes the workload recompute its memory checksum and log it (a V line)."""
+    before = len(read_ticks(node, path)["verifies"])
+    ssh(node, "runc --root %s kill %s USR1" % (RUNC_ROOT, container_id(pod)))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        verifies = read_ticks(node, path)["verifies"]
+        if len(verifies) > before:
+            return verifies[-1]
+        time.sleep(0.3)
+    raise AssertionError("the workload did not verify its memory on %s" % node)
+
+
+def pods_of(api, app: str) -> list:
+    return [p for p in api.list_namespaced_pod(NS, label_selector="app=%s" % app).items
+            if not p.metadata.deletion_timestamp]
+
+
+def delete_quietly(api, name: str) -> None:
+    for pod in pods_of(api, name):
+        try:
+            api.delete_namespaced_pod(pod.metadata.name, NS, grace_period_seconds=0)
+        except ApiException:
+            pass
+
+
+def migrate(**extra) -> subprocess.CompletedProcess:
+    return run_playbook(MIGRATE, extra_vars=extra, inventory=LAB_INVENTORY, timeout=900)
+
+
+def report_of(proc: subprocess.CompletedProcess) -> dict:
+    match = re.search(r"report: (\S+\.json)", proc.stdout)
+    assert match, explain(proc)
+    with open(match.group(1), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+@pytest.mark.parametrize("strategy", ["cold", "postcopy"])
+def test_a_stateful_pod_moves_to_another_worker_and_carries_on(api, strategy):
+    name = "pm-%s-%d" % (strategy, os.getpid() % 10000)
+    try:
+        source = workload_pod(api, name)
+        before = wait_ticks(SOURCE, tick_log(source), 100)
+        assert before["starts"] == 1
+        proc = migrate(pod=name, target_node=TARGET, strategy=strategy)
+        assert proc.returncode == 0, explain(proc)
+        report = report_of(proc)
+        assert report["outcome"] == "migrated" and report["strategy"] == strategy, report
+
+        # Exactly one copy runs, on the target, restored (never restarted) under the shell's name.
+        running = pods_of(api, name)
+        assert [p.metadata.name for p in running] == [report["shell_pod"]], running
+        moved = running[0]
+        assert moved.spec.node_name == TARGET and moved.status.phase == "Running"
+        assert moved.status.container_statuses[0].restart_count == 0
+        with pytest.raises(ApiException) as gone:
+            api.read_namespaced_pod(name, NS)
+        assert gone.value.status == 404
+        # Its readiness gate was opened: Services may send it traffic.
+        conditions = {c.type: c.status for c in moved.status.conditions}
+        assert conditions.get("podmig.live/restored") == "True", conditions
+
+        # The state went with it: the same process (one start line), the counter never reset, the
+        # memory checksum still right, and the tick log (an emptyDir) kept growing on the target.
+        after = wait_ticks(TARGET, tick_log(moved), before["ticks"] + 100)
+        assert after["starts"] == 1 and after["counter_resets"] == [], after
+        assert after["ticks"] > before["ticks"]
+        assert verify_memory(TARGET, moved, tick_log(moved))["ok"]
+        print("\n%s: workload gap %.3f s, podmig pause %s s, %d bytes sent" % (
+            strategy, after["max_gap_s"], report.get("pause_s"), report["bytes_sent"]))
+        # Nothing of the process image is left behind on either node.
+        for node in (SOURCE, TARGET):
+            leftovers = ssh(node, "ls /var/lib/podmig/in /var/lib/podmig/out 2>/dev/null | grep -c %s || true"
+                            % report["migration_id"]).stdout.strip()
+            assert leftovers == "0", "%s keeps staged images of %s" % (node, report["migration_id"])
+    finally:
+        delete_quietly(api, name)
+
+
+@pytest.mark.parametrize("change,expect", [
+    ({"pod": "no-such-pod"}, "pod exists: pod default/no-such-pod does not exist"),
+    ({"target_node": SOURCE}, "already runs on podmig-w1: choose another target node"),
+    ({"target_node": "podmig-w9"}, "node podmig-w9: no such node"),
+    ({"strategy": "delta"}, "delta is not available for pods yet"),
+])
+def test_bad_requests_are_refused_before_anything_is_frozen(api, change, expect):
+    name = "pm-refuse-%d" % (os.getpid() % 10000)
+    try:
+        source = workload_pod(api, name)
+        before = wait_ticks(SOURCE, tick_log(source), 50)
+        request = dict({"pod": name, "target_node": TARGET, "strategy": "auto"}, **change)
+        proc = migrate(**request)
+        assert proc.returncode != 0
+        report = report_of(proc)
+        assert report["outcome"] == "refused", report
+        assert any(expect in r for r in report["refusals"]), report["refusals"]
+        # Untouched: still running, not locked, never frozen, no shell pod.
+        pod = api.read_namespaced_pod(name, NS)
+        assert "podmig.live/migration" not in (pod.metadata.annotations or {})
+        assert [p.metadata.name for p in pods_of(api, name)] == [name]
+        after = wait_ticks(SOURCE, tick_log(source), before["ticks"] + 50)
+        assert after["starts"] == 1 and after["max_gap_s"] < 1.0, after
+    finally:
+        delete_quietly(api, name)
+
+
+def test_the_targets_containerd_killed_mid_migration_loses_nothing(api):
+    """containerd on the target dies while the shell pod waits for READY and the source is frozen.
+
+    Either the migration rolls back (the source resumes where it stopped) or, when containerd came
+    back in time and kubelet's retried start restored the staged images, it completes: in both
+    cases exactly one copy runs and it carries the workload's state on.
+    """
+    name = "pm-fault-%d" % (os.getpid() % 10000)
+    try:
+        source = workload_pod(api, name)
+        before = wait_ticks(SOURCE, tick_log(source), 50)
+        run = RunningPlaybook(MIGRATE, extra_vars={"pod": name, "target_node": TARGET, "strategy": "cold",
+                                                   "podmig_restore_timeout": 40},
+                              inventory=LAB_INVENTORY)
+        run.wait_for_line("Hand-off | Freeze the pod")
+        ssh(TARGET, "systemctl kill --signal=KILL containerd")
+        rc, out = run.finish(timeout=600)
+        report = json.load(open(re.search(r"report: (\S+\.json)", out).group(1), encoding="utf-8"))
+        assert report["outcome"] in ("rolled_back", "migrated"), report
+        assert (rc == 0) == (report["outcome"] == "migrated"), out[-4000:]
+        running = pods_of(api, name)
+        assert len(running) == 1, [p.metadata.name for p in running]
+        pod = running[0]
+        node = SOURCE if report["outcome"] == "rolled_back" else TARGET
+        assert pod.spec.node_name == node and pod.status.container_statuses[0].restart_count == 0
+        if report["outcome"] == "rolled_back":
+            assert pod.metadata.name == name
+            assert "podmig.live/migration" not in (pod.metadata.annotations or {})
+        print("\ncontainerd killed on the target: %s" % report["outcome"])
+        after = wait_ticks(node, tick_log(pod), before["ticks"] + 200)
+        assert after["starts"] == 1 and after["counter_resets"] == [], after
+        assert verify_memory(node, pod, tick_log(pod))["ok"]
+    finally:
+        ssh(TARGET, "systemctl start containerd", check=False)
+        delete_quietly(api, name)
