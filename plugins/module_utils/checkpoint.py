@@ -31,8 +31,8 @@ from ansible_collections.podmig.live.plugins.module_utils.strategy import LAZY_M
 def validate_params(params: dict) -> None:
     """Refusals that need no look at the node."""
     mode = params["mode"]
-    if params["hold_frozen"] and mode != "dump":
-        raise PodmigError("hold_frozen applies to mode=dump only (a %s leaves the container running)" % mode)
+    if params["hold_frozen"] and mode not in ("dump", "lazy"):
+        raise PodmigError("hold_frozen applies to mode=dump or lazy only (a %s leaves the container running)" % mode)
     if params["leave_running"] and mode != "dump":
         raise PodmigError("leave_running applies to mode=dump only")
     if params["hold_frozen"] and params["leave_running"]:
@@ -202,7 +202,9 @@ def take_checkpoint(module: Any, runner: CommandRunner, params: dict) -> dict:
     result["stats"] = summarize_dump(read_stats(work_dir, "dump"))
     after = runc.state(container)
     result["status_after"] = after.get("status") if after else "absent"
-    if params["hold_frozen"] and result["status_after"] != "paused":
+    # (a lazy dump holds the tasks itself, seized, until the last page was served, and freezes the
+    # paused container's cgroup again afterwards: runc may say "running" meanwhile)
+    if params["hold_frozen"] and params["mode"] == "dump" and result["status_after"] != "paused":
         raise PodmigError(
             "the container should be held frozen after the dump but runc reports %s" % result["status_after"],
             **result,

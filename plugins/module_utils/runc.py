@@ -62,7 +62,9 @@ def checkpoint_argv(
         argv.append("--pre-dump")
     if parent_dir:
         argv += ["--parent-path", relative_parent(image_dir, parent_dir)]
-    if leave_running and mode == "dump":
+    if leave_running and mode in ("dump", "lazy"):
+        # lazy: a container paused before the dump stays frozen after its last page was served
+        # (a pod's source: kubelet must keep seeing it RUNNING, and a rollback resumes it)
         argv.append("--leave-running")
     if mode == "lazy":
         argv.append("--lazy-pages")

@@ -100,7 +100,7 @@ def checkpoint_params(params: dict[str, Any], container: dict[str, Any], index: 
         "mode": "lazy" if lazy else "dump",
         "parent_dir": None,
         # Held frozen after the dump (also after the last page was served): kubelet sees it RUNNING.
-        "leave_running": True,
+        "leave_running": False,
         "hold_frozen": True,
         "page_server": "%s:%d" % (params["page_server_address"], params["page_server_port"] + index) if lazy else None,
         "lazy_ready_timeout": 120,

@@ -131,9 +131,13 @@ def build_pod_report(inputs: dict[str, Any]) -> dict[str, Any]:
         report["total_s"] = round(finished - started, 3)
     frozen_at, restored_at = _num(inputs.get("frozen_at")), _num(inputs.get("restored_at"))
     if frozen_at and restored_at:
-        # Upper bound of what clients saw: from the freeze to the restored containers seen running
-        # through the API (the workload's own tick log gives the exact gap).
+        # From the freeze to the end of the last restore on the target (CRIU's restore log): what
+        # the workload was stopped for, give or take clock skew (its own tick log gives the exact gap).
         report["pause_s"] = round(restored_at - frozen_at, 3)
+    ready_at = _num(inputs.get("reported_ready_at"))
+    if frozen_at and ready_at:
+        # The API reports the restored containers ready only after kubelet's next pod sync.
+        report["api_ready_s"] = round(ready_at - frozen_at, 3)
     if inputs.get("source_frozen_s") is not None:
         report["handoff_s"] = round(_num(inputs.get("source_frozen_s")), 3)
     report["bytes_sent"] = int(inputs.get("bytes_sent") or 0)
@@ -162,8 +166,8 @@ def pod_summary(report: dict[str, Any]) -> list[str]:
     if report.get("strategy"):
         lines.append("strategy %s (%s)" % (report["strategy"], report.get("reason")))
     if "pause_s" in report:
-        lines.append("pause %.3f s (freeze to restored containers running; hand-off on the source %.3f s)"
-                     % (report["pause_s"], report.get("handoff_s") or 0.0))
+        lines.append("pause %.3f s (freeze to restored; hand-off on the source %.3f s; the API showed it ready "
+                     "after %.3f s)" % (report["pause_s"], report.get("handoff_s") or 0.0, report.get("api_ready_s") or 0.0))
     for name, entry in (report.get("containers") or {}).items():
         lines.append("container %s: %.1f MiB of images, %.1f MiB sent" % (
             name, (entry.get("image_bytes") or 0) / 2**20,

@@ -86,11 +86,15 @@ def test_checkpoint_argv_status_fd_zero_is_passed():
     assert argv[argv.index("--status-fd") + 1] == "0"
 
 
-@pytest.mark.parametrize("mode", ["predump", "lazy"])
-def test_checkpoint_argv_leave_running_only_for_dump(mode):
-    argv = checkpoint_argv("runc", ROOT, "web", "/i", "/w", mode=mode, leave_running=True,
-                           page_server="h:1", status_fd=3)
+def test_checkpoint_argv_leave_running_not_for_a_predump():
+    argv = checkpoint_argv("runc", ROOT, "web", "/i", "/w", mode="predump", leave_running=True)
     assert "--leave-running" not in argv
+
+
+def test_checkpoint_argv_lazy_dump_can_leave_a_paused_container_frozen():
+    argv = checkpoint_argv("runc", ROOT, "web", "/i", "/w", mode="lazy", leave_running=True,
+                           page_server="h:1", status_fd=3)
+    assert "--leave-running" in argv and "--lazy-pages" in argv
 
 
 def test_checkpoint_argv_container_is_last():

