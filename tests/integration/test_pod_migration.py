@@ -19,7 +19,7 @@ import time
 import pytest
 
 from support.ansible_runner import REPO, RunningPlaybook, run_playbook
-from test_lab import explain, ssh
+from test_lab import explain, lab_playbook, ssh
 
 kubernetes = pytest.importorskip("kubernetes")
 from kubernetes import client, config  # noqa: E402  (after the importorskip)
@@ -243,3 +243,11 @@ def test_the_targets_containerd_killed_mid_migration_loses_nothing(api):
     finally:
         ssh(TARGET, "systemctl start containerd", check=False)
         delete_quietly(api, name)
+
+
+def test_zz_the_lab_goes_down_after_the_cluster_tests(api):
+    """Last in the suite's use of the lab: the nodes, network and volumes go; the image stays cached."""
+    proc = lab_playbook(lab_state="down")
+    assert proc.returncode == 0, explain(proc)
+    assert subprocess.run(["podman", "ps", "--all", "--quiet", "--filter", "label=io.podmig.lab=podmig"],
+                          capture_output=True, text=True, check=False).stdout.strip() == ""
