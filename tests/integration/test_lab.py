@@ -322,6 +322,53 @@ def test_demo_moves_the_workload_between_workers_with_its_state(lab):
             ssh(node, "runc delete -f %s 2>/dev/null; true" % name, check=False)
 
 
+@pytest.mark.parametrize("strategy", ["cold", "delta"])
+def test_a_container_moves_between_workers_with_each_strategy(lab, strategy):
+    """migrate_container.yml between the lab's workers (the demo above covers auto, i.e. postcopy here)."""
+    ensure_collection_link()
+    env = ansible_env()
+    env["ANSIBLE_CONFIG"] = os.path.join(REPO, "ansible.cfg")
+    name = "lab-%s-%d" % (strategy, os.getpid())
+
+    def play(playbook, extra):
+        return subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", LAB_DIR,
+                               os.path.join(REPO, "playbooks", playbook), "-e", json.dumps(extra)],
+                              cwd=REPO, capture_output=True, text=True, timeout=900, env=env, check=False)
+
+    try:
+        proc = play("lab_workload.yml", {"workload_node": "podmig-w1", "workload_name": name, "workload_mib": 64,
+                                         "workload_rate": 0.1})
+        assert proc.returncode == 0, explain(proc)
+        time.sleep(2)
+        proc = play("migrate_container.yml", {"podmig_container": name, "podmig_source": "podmig-w1",
+                                              "podmig_target": "podmig-w2", "podmig_strategy": strategy})
+        assert proc.returncode == 0, explain(proc)
+        report_path = re.search(r"report: (\S+\.json)", proc.stdout).group(1)
+        with open(report_path, encoding="utf-8") as handle:
+            report = json.load(handle)
+        assert report["outcome"] == "migrated" and report["strategy"] == strategy, report
+        if strategy == "delta":
+            assert report["rounds"], "delta copies in rounds while the container runs"
+        log = report["target_bundle"] + "/rootfs/var/lib/app/ticks"
+        ssh("podmig-w2", "runc kill %s USR1" % name)
+        with open(os.path.join(REPO, "tools", "workload", "ticks.py"), encoding="utf-8") as handle:
+            reader = handle.read()
+        deadline = time.monotonic() + 30
+        while True:  # the workload checks its memory on SIGUSR1 and logs a V line
+            ticks = json.loads(ssh("podmig-w2", "python3 - %s" % log, input=reader).stdout)
+            if ticks["verifies"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert ticks["starts"] == 1 and ticks["counter_resets"] == [], ticks
+        assert ticks["verifies"] and ticks["verifies"][-1]["ok"], ticks
+        assert name in ssh("podmig-w2", "runc list -q").stdout.split()
+        assert name not in ssh("podmig-w1", "runc list -q").stdout.split()
+        print("\n%s on the lab: workload gap %.3f s, pause %s s" % (strategy, ticks["max_gap_s"], report.get("pause_s")))
+    finally:
+        for node in ("podmig-w1", "podmig-w2"):
+            ssh(node, "runc delete -f %s 2>/dev/null; true" % name, check=False)
+
+
 def test_molecule_verifies_the_node_roles_on_the_workers(lab):
     """`make molecule`: converge, a second converge that changes nothing, then testinfra on each worker."""
     env = ansible_env()
