@@ -9,7 +9,7 @@ export PYTHONPATH := $(CURDIR)/.build/collections
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 LAB := -i inventories/lab
 
-.PHONY: venv setup test unit integration demo lab-up lab-down lab-status lab-shape molecule bench bench-smoke clean
+.PHONY: venv setup test unit integration demo lab-up lab-down lab-status lab-shape cluster-up molecule bench bench-smoke clean
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -58,6 +58,10 @@ lab-status: venv
 # make lab-shape RATE=1gbit [DELAY=5ms]; RATE=none removes it (no netem here: DELAY is refused)
 lab-shape: venv
 	$(ANSIBLE_PLAYBOOK) $(LAB) playbooks/lab_shape.yml -e lab_link_rate=$(RATE) $(if $(DELAY),-e lab_link_delay=$(DELAY))
+
+# The lab as a Kubernetes cluster: lab up, components built, PKI, control plane, workers (docs/cluster.md).
+cluster-up: setup
+	$(ANSIBLE_PLAYBOOK) $(LAB) playbooks/lab_cluster.yml
 
 # The node roles verified on the lab's workers with testinfra (the lab must be up).
 molecule: lab-up
