@@ -66,6 +66,8 @@ cluster-up: setup
 # The node roles verified on the lab's workers with testinfra (the lab must be up).
 molecule: lab-up
 	molecule test -s node
+	$(ANSIBLE_PLAYBOOK) $(LAB) playbooks/lab_cluster.yml
+	molecule test -s cluster_node
 
 bench: lab-up
 	$(PY) bench/container_migration.py

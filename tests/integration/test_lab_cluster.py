@@ -229,3 +229,18 @@ def test_apiserver_reaches_each_kubelet_through_its_serving_cert(cluster):
 def test_second_run_changes_nothing_at_all(second_run):
     hosts = recap(second_run)
     assert all(counts["changed"] == 0 for counts in hosts.values()), (changed_tasks(second_run), explain(second_run))
+
+
+@needs_node_role
+def test_zz_molecule_verifies_the_cluster_node_role_on_the_workers(second_run):
+    """`molecule test -s cluster_node`: converge, a second converge that changes nothing, testinfra."""
+    env = ansible_env()
+    env["ANSIBLE_CONFIG"] = os.path.join(REPO, "ansible.cfg")
+    env["PATH"] = BIN + os.pathsep + env.get("PATH", os.environ.get("PATH", ""))
+    proc = subprocess.run([os.path.join(BIN, "molecule"), "test", "-s", "cluster_node"], cwd=REPO,
+                          capture_output=True, text=True, timeout=1800, env=env, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    summary = re.search(r"=+ (\d+) passed", out)
+    assert summary and int(summary.group(1)) >= 2 * 10, out[-3000:]
+    assert " skipped" not in out.split("Executing Testinfra tests")[-1].split("Verifier completed")[0], out[-3000:]
