@@ -257,6 +257,42 @@ def test_the_targets_containerd_killed_mid_migration_loses_nothing(api):
         delete_quietly(api, name)
 
 
+def test_pods_on_different_workers_reach_each_other(api):
+    """The CNI bridge on each worker plus the routes between the workers' pod subnets."""
+    server, client_pod = "pm-net-server-%d" % (os.getpid() % 10000), "pm-net-client-%d" % (os.getpid() % 10000)
+    debug = image_named(api, TARGET, "localhost/podmig/debug")
+    try:
+        api.create_namespaced_pod(NS, {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": server, "labels": {"app": server}},
+            "spec": {"nodeName": TARGET, "terminationGracePeriodSeconds": 0, "containers": [{
+                "name": "web", "image": debug, "imagePullPolicy": "Never",
+                "command": ["sh", "-c", "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && "
+                                        "exec httpd -f -p 8080 -h /www"]}]}})
+        deadline = time.monotonic() + 60
+        while not (api.read_namespaced_pod(server, NS).status.pod_ip and
+                   api.read_namespaced_pod(server, NS).status.phase == "Running"):
+            assert time.monotonic() < deadline, "the server pod did not run"
+            time.sleep(1)
+        address = api.read_namespaced_pod(server, NS).status.pod_ip
+        api.create_namespaced_pod(NS, {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": client_pod, "labels": {"app": client_pod}},
+            "spec": {"nodeName": SOURCE, "terminationGracePeriodSeconds": 0, "restartPolicy": "Never",
+                     "containers": [{"name": "get", "image": image_named(api, SOURCE, "localhost/podmig/debug"),
+                                     "imagePullPolicy": "Never",
+                                     "command": ["sh", "-c", "for i in $(seq 30); do timeout 5 wget -qO- "
+                                                 "http://%s:8080/ && exit 0; sleep 1; done; exit 1" % address]}]}})
+        deadline = time.monotonic() + 90
+        while api.read_namespaced_pod(client_pod, NS).status.phase not in ("Succeeded", "Failed"):
+            assert time.monotonic() < deadline, "the client pod did not finish"
+            time.sleep(1)
+        log = api.read_namespaced_pod_log(client_pod, NS)
+        assert api.read_namespaced_pod(client_pod, NS).status.phase == "Succeeded", log
+        assert "hello-from-%s" % server in log, log
+    finally:
+        delete_quietly(api, server)
+        delete_quietly(api, client_pod)
+
+
 def test_zz_the_lab_goes_down_after_the_cluster_tests(api):
     """Last in the suite's use of the lab: the nodes, network and volumes go; the image stays cached."""
     proc = lab_playbook(lab_state="down")
