@@ -4,7 +4,7 @@
 The module runs the playbook once as a user does (lab up or reused, components built or reused,
 PKI, control plane, workers), checks the control plane from the controller and from podmig-cp,
 then runs it again in check mode and for real: nothing may change. It never takes the lab down
-(``test_lab.py`` owns that) and never recreates nodes.
+(``test_lab.py`` and ``test_zz_pod_migration.py`` own that) and never recreates nodes.
 
 Parts that need the workers (``podmig.live.node``) are marked ``needs_node_role``. With
 ``PODMIG_CLUSTER_SKIP_NODES=1`` the playbook runs with ``--skip-tags node`` (the control plane

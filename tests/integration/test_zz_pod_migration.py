@@ -36,7 +36,7 @@ RUNC_ROOT = "/run/containerd/runc/k8s.io"
 
 
 def workers_ready() -> bool:
-    """Whether the lab cluster is up already (test_lab_cluster.py brought it up and checked it)."""
+    """Whether the lab cluster is up already (test_zz_lab_cluster.py brought it up and checked it)."""
     try:
         config.load_kube_config(config_file=KUBECONFIG)
         nodes = client.CoreV1Api().list_node(_request_timeout=10).items
