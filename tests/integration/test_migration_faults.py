@@ -43,11 +43,11 @@ def test_criu_killed_midway_through_the_restore(source_app, tmp_path):
         ["which", "criu"], text=True).strip()
     wrapper = os.path.join(wrapper_dir, "criu")
     with open(wrapper, "w", encoding="ascii") as handle:
-        # (in a process group of its own, killed as a whole: killing only `criu swrk` could leave a forked
-        # restore helper behind that runc then waits on)
+        # The whole tree dies: CRIU's restore forks helpers, and one left behind keeps runc waiting forever.
         handle.write("#!/bin/sh\n# test fault: CRIU is killed 50 ms into every restore (runc runs `criu swrk`)\n"
-                     "if [ \"$1\" = swrk ]; then setsid %s \"$@\" & p=$!; sleep 0.05; kill -9 -- -$p $p 2>/dev/null;"
-                     " wait $p; exit 137; fi\n"
+                     "tree() { for c in $(pgrep -P \"$1\"); do tree \"$c\"; done; kill -9 \"$1\" 2>/dev/null; }\n"
+                     "if [ \"$1\" = swrk ]; then %s \"$@\" & p=$!; sleep 0.05; kill -STOP $p 2>/dev/null;"
+                     " tree $p; tree $p; wait $p; exit 137; fi\n"
                      "exec %s \"$@\"\n" % (real, real))
     os.chmod(wrapper, stat.S_IRWXU)
     inventories = [source_app["net"].inventory,
