@@ -162,7 +162,7 @@ rm -rf "${W:?}"/{root,state,stage,dump,dump-lazy,runc,opt,cni,images,build,logs}
 mkdir -p "$W"/logs/pod-smoke-{a,b,c} "$W"/{logs,build/pause,build/app/data,build/app/opq,images,cni/net.d,cni/ipam,stage,dump,runc,opt,nri/plugins,nri/conf.d,image-verifier}
 
 log "building static binaries and images"
-gcc -O2 -static -o "$W/build/pause/pause" "$HERE/pause.c"
+gcc -O2 -static -o "$W/build/pause/pause" "$REPO/roles/node_images/files/pause.c"
 gcc -O2 -static -o "$W/build/app/smoke-init" "$HERE/smoke-init.c"
 gcc -O2 -static -o "$W/build/app/podmig-workload" "$REPO/tools/workload/podmig-workload.c"
 echo "image file, to be deleted by the source" > "$W/build/app/data/delete-me"
