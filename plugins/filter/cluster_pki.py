@@ -76,6 +76,7 @@ import re
 import stat
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.podmig.live.plugins.module_utils.filters import wrap_filter
 
 try:
     from cryptography import x509
@@ -479,19 +480,6 @@ def stale_files(files, local_lines, remote_lines):
     return out
 
 
-def _wrap(func, name):
-    def _filter(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except AnsibleFilterError:
-            raise
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise AnsibleFilterError("podmig.live.%s: %s" % (name, exc)) from exc
-    _filter.__name__ = name
-    _filter.__doc__ = func.__doc__
-    return _filter
-
-
 class FilterModule:
     def filters(self):
         table = {
@@ -505,4 +493,4 @@ class FilterModule:
             "cluster_pki_stale_files": stale_files,
             "cluster_pki_file_specs": file_specs,
         }
-        return {name: _wrap(func, name) for name, func in table.items()}
+        return {name: wrap_filter(func, name) for name, func in table.items()}

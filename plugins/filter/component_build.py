@@ -58,6 +58,7 @@ import json
 import re
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.podmig.live.plugins.module_utils.filters import wrap_filter
 
 _VERSION_RE = re.compile(
     r"^v?(?P<major>0|[1-9][0-9]*)\.(?P<minor>0|[1-9][0-9]*)\.(?P<patch>0|[1-9][0-9]*)"
@@ -507,19 +508,6 @@ def cache_key(spec, go=None, patches=None, source_digest=None, length=12):
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[: int(length)]
 
 
-def _wrap(func, name):
-    def _filter(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except AnsibleFilterError:
-            raise
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise AnsibleFilterError("podmig.live.%s: %s" % (name, exc)) from exc
-    _filter.__name__ = name
-    _filter.__doc__ = func.__doc__
-    return _filter
-
-
 class FilterModule:
     def filters(self):
         table = {
@@ -538,4 +526,4 @@ class FilterModule:
             "component_build_summary": summary,
             "component_build_binaries_meta": binaries_meta,
         }
-        return {name: _wrap(func, name) for name, func in table.items()}
+        return {name: wrap_filter(func, name) for name, func in table.items()}
