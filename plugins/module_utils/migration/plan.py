@@ -81,14 +81,25 @@ def plan_migration(request: dict[str, Any], source: dict[str, Any], target: dict
            if target.get("container_exists") else "free")
 
     result: dict[str, Any] = {"checks": checks, "strategy": None, "reason": None, "risk": None}
+    check_strategy(checks, result, request.get("strategy", "auto"), src_criu, dst_criu,
+                   tuple(request.get("auto_order") or DEFAULT_AUTO_ORDER))
+    return finish(checks, result)
+
+
+def check_strategy(checks: list[dict[str, Any]], result: dict[str, Any], requested: str, src_criu: dict[str, Any],
+                   dst_criu: dict[str, Any], order: tuple[str, ...]) -> None:
+    """The "strategy" check: the choice and its reason into ``result``, or the refusal."""
     try:
-        choice = choose_strategy(request.get("strategy", "auto"), src_criu, dst_criu,
-                                 tuple(request.get("auto_order") or DEFAULT_AUTO_ORDER))
+        choice = choose_strategy(requested, src_criu, dst_criu, order)
         result.update(strategy=choice["strategy"], reason=choice["reason"], risk=choice["risk"],
                       refused_strategies=choice["refused"])
         _check(checks, "strategy", True, "%s: %s" % (choice["strategy"], choice["reason"]))
     except ValueError as exc:
         _check(checks, "strategy", False, str(exc))
+
+
+def finish(checks: list[dict[str, Any]], result: dict[str, Any]) -> dict[str, Any]:
+    """Every failed check as one refusal line; ok when there is none."""
     result["refusals"] = ["%s: %s" % (c["name"], c["detail"]) for c in checks if not c["ok"]]
     result["ok"] = not result["refusals"]
     return result

@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from ansible_collections.podmig.live.plugins.module_utils.strategy import DEFAULT_AUTO_ORDER, choose_strategy
+from ansible_collections.podmig.live.plugins.module_utils.migration.plan import _check, check_strategy, finish
+from ansible_collections.podmig.live.plugins.module_utils.strategy import DEFAULT_AUTO_ORDER
 
 # Annotations and labels podmig puts on pods.
 ANNOTATION_MIGRATION = "podmig.live/migration"          # on the source while a migration runs
@@ -41,10 +42,6 @@ SHARED_ACCESS_MODES = ("ReadWriteMany", "ReadOnlyMany")
 # Strategies the pod hand-off implements (pod_handoff.py). The copy rounds of delta and precopy
 # exist for runc containers (migrate_container.yml) but not yet through the containerd restore.
 POD_STRATEGIES = ("cold", "postcopy")
-
-
-def _check(checks: list[dict[str, Any]], name: str, ok: bool, detail: str) -> None:
-    checks.append({"name": name, "ok": bool(ok), "detail": detail})
 
 
 def _meta(obj: dict[str, Any] | None) -> dict[str, Any]:
@@ -214,20 +211,13 @@ def plan_pod_migration(request: dict[str, Any], facts: dict[str, Any]) -> dict[s
             src_criu.get("arch"), src_criu.get("page_size"), dst_criu.get("arch"), dst_criu.get("page_size")))
         requested = request.get("strategy", "auto")
         order = tuple(s for s in (request.get("auto_order") or DEFAULT_AUTO_ORDER) if s in POD_STRATEGIES)
-        try:
-            if requested not in POD_STRATEGIES + ("auto",):
-                raise ValueError("%s is not available for pods yet: podmig moves pods with %s (its copy rounds "
-                                 "exist for runc containers, playbooks/migrate_container.yml)"
-                                 % (requested, " or ".join(POD_STRATEGIES)))
-            choice = choose_strategy(requested, src_criu, dst_criu, order)
-            result.update(strategy=choice["strategy"], reason=choice["reason"], risk=choice["risk"],
-                          refused_strategies=choice["refused"])
-            _check(checks, "strategy", True, "%s: %s" % (choice["strategy"], choice["reason"]))
-        except ValueError as exc:
-            _check(checks, "strategy", False, str(exc))
-    result["refusals"] = ["%s: %s" % (c["name"], c["detail"]) for c in checks if not c["ok"]]
-    result["ok"] = not result["refusals"]
-    return result
+        if requested in POD_STRATEGIES + ("auto",):
+            check_strategy(checks, result, requested, src_criu, dst_criu, order)
+        else:
+            _check(checks, "strategy", False,
+                   "%s is not available for pods yet: podmig moves pods with %s (its copy rounds exist for runc "
+                   "containers, playbooks/migrate_container.yml)" % (requested, " or ".join(POD_STRATEGIES)))
+    return finish(checks, result)
 
 
 def migration_id(namespace: str, pod: str, uid: str, started: str) -> str:
