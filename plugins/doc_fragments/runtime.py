@@ -48,3 +48,29 @@ options:
     type: str
     choices: [soft, full, strict, ignore]
 """
+
+    TRANSFER = r"""
+options:
+  ssh_user:
+    description: SSH user on the target.
+    type: str
+    default: root
+  ssh_port:
+    description: SSH port of the target.
+    type: int
+    default: 22
+  ssh_private_key:
+    description: Key the target trusts.
+    type: path
+  known_hosts_file:
+    description: known_hosts with the target's host key.
+    type: path
+  bwlimit_kib:
+    description: Bandwidth budget in KiB/s (0 for none).
+    type: int
+    default: 0
+  io_timeout:
+    description: rsync I/O timeout in seconds.
+    type: int
+    default: 30
+"""

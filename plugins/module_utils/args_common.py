@@ -18,6 +18,16 @@ CRIU_OPTION_ARGS = {
     "manage_cgroups_mode": {"type": "str", "choices": ["soft", "full", "strict", "ignore"]},
 }
 
+# Sending to the target node: rsync over SSH (doc fragment podmig.live.runtime.TRANSFER).
+TRANSFER_ARGS = {
+    "ssh_user": {"type": "str", "default": "root"},
+    "ssh_port": {"type": "int", "default": 22},
+    "ssh_private_key": {"type": "path", "no_log": False},
+    "known_hosts_file": {"type": "path"},
+    "bwlimit_kib": {"type": "int", "default": 0},
+    "io_timeout": {"type": "int", "default": 30},
+}
+
 
 def criu_options(params: dict) -> dict:
     """The CRIU option params as keyword arguments for runc.checkpoint_argv/restore_argv."""

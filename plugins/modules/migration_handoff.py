@@ -22,6 +22,7 @@ description:
 author:
   - podmig developers
 extends_documentation_fragment:
+  - podmig.live.runtime.TRANSFER
   - podmig.live.runtime
   - podmig.live.runtime.CRIU
 options:
@@ -67,28 +68,6 @@ options:
     description: Address of the target node.
     type: str
     required: true
-  ssh_user:
-    description: SSH user on the target.
-    type: str
-    default: root
-  ssh_port:
-    description: SSH port of the target.
-    type: int
-    default: 22
-  ssh_private_key:
-    description: Key the target trusts.
-    type: path
-  known_hosts_file:
-    description: known_hosts with the target's host key.
-    type: path
-  bwlimit_kib:
-    description: Bandwidth budget in KiB/s (0 for none).
-    type: int
-    default: 0
-  io_timeout:
-    description: rsync I/O timeout in seconds.
-    type: int
-    default: 30
   criu_path:
     description: The criu binary (found on PATH when omitted).
     type: path
@@ -141,7 +120,7 @@ bytes_sent:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.podmig.live.plugins.module_utils.args_common import CRIU_OPTION_ARGS, RUNTIME_ARGS
+from ansible_collections.podmig.live.plugins.module_utils.args_common import CRIU_OPTION_ARGS, RUNTIME_ARGS, TRANSFER_ARGS
 from ansible_collections.podmig.live.plugins.module_utils.command import CommandRunner
 from ansible_collections.podmig.live.plugins.module_utils.errors import PodmigError
 from ansible_collections.podmig.live.plugins.module_utils.migration.handoff import handoff
@@ -150,6 +129,7 @@ from ansible_collections.podmig.live.plugins.module_utils.migration.handoff impo
 def argspec() -> dict:
     spec = dict(RUNTIME_ARGS)
     spec.update(CRIU_OPTION_ARGS)
+    spec.update(TRANSFER_ARGS)
     spec.update(
         strategy={"type": "str", "required": True, "choices": ["cold", "delta", "precopy", "postcopy"]},
         image_dir={"type": "path", "required": True},
@@ -163,12 +143,6 @@ def argspec() -> dict:
         rootfs_dest={"type": "path"},
         signal_dest={"type": "path", "required": True},
         dest_host={"type": "str", "required": True},
-        ssh_user={"type": "str", "default": "root"},
-        ssh_port={"type": "int", "default": 22},
-        ssh_private_key={"type": "path", "no_log": False},
-        known_hosts_file={"type": "path"},
-        bwlimit_kib={"type": "int", "default": 0},
-        io_timeout={"type": "int", "default": 30},
         criu_path={"type": "path"},
     )
     return spec

@@ -23,6 +23,7 @@ description:
 author:
   - podmig developers
 extends_documentation_fragment:
+  - podmig.live.runtime.TRANSFER
   - podmig.live.runtime.CRIU
 options:
   state:
@@ -105,28 +106,6 @@ options:
   dest_host:
     description: Address of the target node.
     type: str
-  ssh_user:
-    description: SSH user on the target.
-    type: str
-    default: root
-  ssh_port:
-    description: SSH port of the target.
-    type: int
-    default: 22
-  ssh_private_key:
-    description: Key the target trusts.
-    type: path
-  known_hosts_file:
-    description: known_hosts with the target's host key.
-    type: path
-  bwlimit_kib:
-    description: Bandwidth budget in KiB/s (0 for none).
-    type: int
-    default: 0
-  io_timeout:
-    description: rsync I/O timeout in seconds.
-    type: int
-    default: 30
 attributes:
   check_mode:
     support: full
@@ -189,7 +168,7 @@ rolled_back:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.podmig.live.plugins.module_utils.args_common import CRIU_OPTION_ARGS
+from ansible_collections.podmig.live.plugins.module_utils.args_common import CRIU_OPTION_ARGS, TRANSFER_ARGS
 from ansible_collections.podmig.live.plugins.module_utils.command import CommandRunner
 from ansible_collections.podmig.live.plugins.module_utils.errors import PodmigError
 from ansible_collections.podmig.live.plugins.module_utils.migration.pod_handoff import pod_handoff, pod_rollback
@@ -197,6 +176,7 @@ from ansible_collections.podmig.live.plugins.module_utils.migration.pod_handoff 
 
 def argspec() -> dict:
     spec = dict(CRIU_OPTION_ARGS)
+    spec.update(TRANSFER_ARGS)
     spec.update(
         state={"type": "str", "default": "handed_off", "choices": ["handed_off", "rolled_back"]},
         containers={"type": "list", "elements": "dict", "required": True, "options": {
@@ -220,12 +200,6 @@ def argspec() -> dict:
         page_server_port={"type": "int", "default": 27100},
         dest_dir={"type": "path"},
         dest_host={"type": "str"},
-        ssh_user={"type": "str", "default": "root"},
-        ssh_port={"type": "int", "default": 22},
-        ssh_private_key={"type": "path", "no_log": False},
-        known_hosts_file={"type": "path"},
-        bwlimit_kib={"type": "int", "default": 0},
-        io_timeout={"type": "int", "default": 30},
     )
     return spec
 
