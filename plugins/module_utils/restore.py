@@ -169,7 +169,8 @@ def restore_container(module: Any, runner: CommandRunner, params: dict) -> tuple
     try:
         if lazy_cmd:
             daemon = start_lazy_daemon(runner, lazy_cmd, work_dir, params["lazy_socket_timeout"])
-        runner.run(restore_cmd, "runc restore", log_path=log_path)
+        # Bounded: CRIU killed mid-restore can leave a helper that keeps runc waiting forever.
+        runner.run_bounded(restore_cmd, "runc restore", params["restore_timeout"], work_dir, log_path=log_path)
     except PodmigError as err:
         # Leave nothing half-restored behind on this node.
         if daemon is not None and daemon.poll() is None:

@@ -45,6 +45,13 @@ options:
   cgroups_path:
     description: Set C(linux.cgroupsPath) in the bundle's config.json before restoring (for example the target pod's cgroup).
     type: str
+  restore_timeout:
+    description:
+      - Seconds C(runc restore) may take. Past it, runc, CRIU and every helper they forked are killed
+        and the half-restored container removed, so a restore that hangs (CRIU killed half-way can
+        leave a helper runc waits for forever) fails instead of holding the migration.
+    type: int
+    default: 300
   lazy_socket_timeout:
     description: Seconds to wait for the lazy-pages daemon's socket.
     type: int
@@ -136,6 +143,7 @@ def argspec() -> dict:
         page_server={"type": "str"},
         cgroups_path={"type": "str"},
         lazy_socket_timeout={"type": "int", "default": 30},
+        restore_timeout={"type": "int", "default": 300},
         criu_path={"type": "path"},
     )
     return spec

@@ -41,6 +41,13 @@ options:
     description: Seconds to wait for C(READY).
     type: int
     default: 600
+  restore_timeout:
+    description:
+      - Seconds C(runc restore) may take. Past it, runc, CRIU and every helper they forked are killed
+        and the half-restored container removed, so a restore that hangs (CRIU killed half-way can
+        leave a helper runc waits for forever) fails instead of holding the migration.
+    type: int
+    default: 300
   rootfs_deltas:
     description: Delta directories to apply to I(rootfs_upperdir) in order, after C(READY).
     type: list
@@ -124,6 +131,7 @@ def argspec() -> dict:
         work_dir={"type": "path"},
         signal_dir={"type": "path", "required": True},
         wait_timeout={"type": "int", "default": 600},
+        restore_timeout={"type": "int", "default": 300},
         rootfs_deltas={"type": "list", "elements": "path", "default": []},
         rootfs_upperdir={"type": "path"},
         rootfs_mount={"type": "dict"},

@@ -81,6 +81,7 @@ def restore_params(params: dict[str, Any]) -> dict[str, Any]:
         "page_server": params.get("page_server"),
         "cgroups_path": params.get("cgroups_path"),
         "lazy_socket_timeout": 30,
+        "restore_timeout": params.get("restore_timeout", 300),
         "tcp_established": params.get("tcp_established", False),
         "file_locks": params.get("file_locks", False),
         "ext_unix_sk": params.get("ext_unix_sk", False),

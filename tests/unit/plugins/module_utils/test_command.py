@@ -189,3 +189,57 @@ def test_find_binary_missing_names_host_and_hint():
 def test_find_binary_missing_default_hint_names_role():
     with pytest.raises(PodmigError, match="podmig.live.criu role"):
         find_binary(FakeModule(), "criu")
+
+
+# --------------------------------------------------------------------------- run_bounded (real processes)
+
+def _alive(pid):
+    return command._proc_stat(pid) is not None
+
+
+def test_run_bounded_kills_a_hung_command_and_every_helper_it_left(tmp_path):
+    """A command that never ends, with a child, a subshell and the subshell's own child: after the
+    deadline none of them is left and the error says what happened."""
+    pids = tmp_path / "pids"
+    script = ("sleep 300 & echo $! >> %s; (sleep 300 & echo $! >> %s; wait) & echo $! >> %s; "
+              "echo started >&2; wait" % (pids, pids, pids))
+    runner = CommandRunner(FakeModule())
+    with pytest.raises(ToolError) as caught:
+        runner.run_bounded(["sh", "-c", script], "hanging tool", 1.5, str(tmp_path))
+    err = caught.value
+    assert "hanging tool failed: no end after 1.5 s" in err.msg
+    assert err.details["timed_out"] is True
+    helpers = [int(line) for line in pids.read_text().split()]
+    assert len(helpers) == 3
+    assert not [pid for pid in helpers if _alive(pid)], "helpers survived the kill"
+    assert set(helpers) <= set(err.details["killed_pids"])
+    assert "started" in err.details["stderr"]
+    assert runner.commands == [["sh", "-c", script]]
+
+
+def test_run_bounded_cleans_up_what_a_failed_command_left_in_its_session(tmp_path):
+    """The command exits non-zero at once; a helper it started in the background is killed too."""
+    pid_file = tmp_path / "helper"
+    script = "sleep 300 & echo $! > %s; echo broken >&2; exit 3" % pid_file
+    runner = CommandRunner(FakeModule())
+    with pytest.raises(ToolError) as caught:
+        runner.run_bounded(["sh", "-c", script], "failing tool", 30, str(tmp_path))
+    assert caught.value.details["rc"] == 3
+    assert "broken" in caught.value.details["stderr"]
+    helper = int(pid_file.read_text())
+    assert not _alive(helper)
+    assert helper in caught.value.details["killed_pids"]
+
+
+def test_run_bounded_leaves_a_successful_command_s_detached_work_alone(tmp_path):
+    """Success: what the command started (a restored container) keeps running, output is returned."""
+    pid_file = tmp_path / "helper"
+    script = "setsid sleep 30 < /dev/null > /dev/null 2>&1 & echo $! > %s; echo done" % pid_file
+    runner = CommandRunner(FakeModule())
+    rc, out, _err = runner.run_bounded(["sh", "-c", script], "good tool", 30, str(tmp_path))
+    helper = int(pid_file.read_text())
+    try:
+        assert (rc, out) == (0, "done")
+        assert _alive(helper)
+    finally:
+        os.kill(helper, 9)

@@ -119,14 +119,14 @@ def test_restore_params_passes_through():
         "criu_path": "/usr/local/sbin/criu", "bundle": "/run/podmig/bundles/web1", "image_dir": "/img",
         "work_dir": "/img.work", "lazy": True, "page_server": "10.0.0.1:27000", "cgroups_path": "/podmig/web1",
         "tcp_established": True, "file_locks": True, "ext_unix_sk": True, "manage_cgroups_mode": "full",
-        "signal_dir": "/sig", "wait_timeout": 3,
+        "signal_dir": "/sig", "wait_timeout": 3, "restore_timeout": 45,
     }
     result = restore_params(params)
     assert result == {
         "container": "web1", "runtime_root": "/run/runc", "runc_path": "/usr/bin/runc",
         "criu_path": "/usr/local/sbin/criu", "bundle": "/run/podmig/bundles/web1", "image_dir": "/img",
         "work_dir": "/img.work", "lazy": True, "page_server": "10.0.0.1:27000", "cgroups_path": "/podmig/web1",
-        "lazy_socket_timeout": 30, "tcp_established": True, "file_locks": True, "ext_unix_sk": True,
+        "lazy_socket_timeout": 30, "restore_timeout": 45, "tcp_established": True, "file_locks": True, "ext_unix_sk": True,
         "manage_cgroups_mode": "full",
     }
 
@@ -134,6 +134,7 @@ def test_restore_params_passes_through():
 def test_restore_params_defaults():
     result = restore_params({"container": "c", "runtime_root": "/r", "bundle": "/b", "image_dir": "/i"})
     assert result["lazy"] is False
+    assert result["restore_timeout"] == 300
     assert result["page_server"] is None
     assert result["work_dir"] is None
     assert result["cgroups_path"] is None
