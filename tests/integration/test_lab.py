@@ -189,7 +189,7 @@ def test_state_directories_are_volumes_not_overlayfs(lab):
 def test_criu_check_passes_inside_a_node(lab):
     for node in NODES:
         version = ssh(node, "criu --version").stdout
-        assert "Version: 4.1.1" in version
+        assert "Version: 4.2.1" in version
         check = ssh(node, "criu check 2>&1")
         assert "Looks good" in check.stdout
         assert "cgroup-dump-controller freezer" in ssh(node, "cat /etc/criu/runc.conf").stdout
