@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import time
 from typing import Any
 
 from ansible_collections.podmig.live.plugins.module_utils import image_dir as images
+from ansible_collections.podmig.live.plugins.module_utils import mountinfo, procfs
 from ansible_collections.podmig.live.plugins.module_utils.args_common import criu_options
 from ansible_collections.podmig.live.plugins.module_utils.command import CommandRunner, find_binary, tail_lines
 from ansible_collections.podmig.live.plugins.module_utils.criu import lazy_pages_argv
@@ -128,6 +130,32 @@ def start_lazy_daemon(runner: CommandRunner, argv: list[str], work_dir: str, tim
     )
 
 
+def mounts_under(prefixes: list[str], mountinfo_text: str) -> list[str]:
+    """Mount points at or below any of ``prefixes``, deepest first (the order to unmount them)."""
+    roots = [p.rstrip("/") for p in prefixes if p]
+    points = {
+        m["mount_point"] for m in mountinfo.parse(mountinfo_text)
+        if any(m["mount_point"] == r or m["mount_point"].startswith(r + "/") for r in roots)
+    }
+    return sorted(points, key=lambda point: (-point.count("/"), point))
+
+
+def release_leftovers(runc: RuncClient, container: str, work_dir: str) -> dict:
+    """What a killed CRIU leaves of a failed restore: its cgroup yard mounted in the work dir, runc's
+    criu-root mount, and runc's state directory without a state (``runc delete`` cannot remove it,
+    and the next restore under this name would find the name taken)."""
+    state_dir = os.path.join(runc.root, container)
+    unmounted = []
+    for point in mounts_under([work_dir, state_dir], procfs.mountinfo_text()):
+        if subprocess.run(["umount", "-l", point], check=False, capture_output=True).returncode == 0:
+            unmounted.append(point)
+    released: dict = {"unmounted": unmounted} if unmounted else {}
+    if os.path.isdir(state_dir) and not os.path.exists(os.path.join(state_dir, "state.json")):
+        shutil.rmtree(state_dir, ignore_errors=True)
+        released["removed_state_dir"] = state_dir
+    return released
+
+
 def restore_container(module: Any, runner: CommandRunner, params: dict) -> tuple[bool, dict]:
     """Validate, restore, clean up a half-restored container on failure. ``params`` as the module's."""
     validate(params)
@@ -182,6 +210,7 @@ def restore_container(module: Any, runner: CommandRunner, params: dict) -> tuple
                 err.details["cleaned_up"] = "removed the half-restored container"
             except PodmigError as cleanup:
                 err.details["cleanup_error"] = cleanup.msg
+        err.details.update(release_leftovers(runc, params["container"], work_dir))
         raise
     result["duration_s"] = round(time.monotonic() - start, 6)
     state = runc.state(params["container"]) or {}

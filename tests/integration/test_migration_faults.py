@@ -61,6 +61,10 @@ def test_criu_killed_midway_through_the_restore(source_app, tmp_path):
     assert "runc restore failed" in report["error"], report["error"]
     assert_nothing_left_on_target(source_app)
     assert not criu_restore_helpers(source_app), "a CRIU restore helper outlived the rollback"
+    target_dir = source_app["net"].hosts["node-b"].workdir.rstrip("/") + "/"
+    with open("/proc/self/mountinfo", encoding="utf-8") as handle:
+        left = [line.split()[4] for line in handle if line.split()[4].startswith(target_dir)]
+    assert not left, "the killed restore left mounts on the target: %s" % left
     source_still_serving(source_app, counter)
 
 

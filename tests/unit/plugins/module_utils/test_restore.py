@@ -10,7 +10,7 @@ import json
 import pytest
 
 from ansible_collections.podmig.live.plugins.module_utils.errors import PodmigError
-from ansible_collections.podmig.live.plugins.module_utils.restore import set_cgroups_path, split_address
+from ansible_collections.podmig.live.plugins.module_utils.restore import mounts_under, set_cgroups_path, split_address
 
 
 @pytest.mark.parametrize(
@@ -71,3 +71,31 @@ def test_set_cgroups_path_creates_linux_section(tmp_path):
 def test_set_cgroups_path_missing_config(tmp_path):
     with pytest.raises(FileNotFoundError):
         set_cgroups_path(str(tmp_path), "/x")
+
+
+# What CRIU killed mid-restore left mounted (seen on a test host): its cgroup yard in the work dir,
+# runc's criu-root; plus mounts that must stay (a sibling with the same name prefix, the root).
+MOUNTINFO = """\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+901 22 0:90 / /n/b/migrations/m1/restore-work/.criu.cgyard.2lxRDb rw,relatime - tmpfs none rw
+902 901 0:30 / /n/b/migrations/m1/restore-work/.criu.cgyard.2lxRDb/pids rw,relatime - cgroup none rw,pids
+903 901 0:31 / /n/b/migrations/m1/restore-work/.criu.cgyard.2lxRDb/freezer rw,relatime - cgroup none rw,freezer
+904 22 0:91 / /n/b/runc/app/criu-root rw,relatime - tmpfs none rw
+905 22 0:92 / /n/b/runc/app2/criu-root rw,relatime - tmpfs none rw
+906 22 0:93 / /n/b/migrations/m1/restore-work-other rw,relatime - tmpfs none rw
+"""
+
+
+def test_mounts_under_finds_criu_leftovers_deepest_first_and_nothing_else():
+    points = mounts_under(["/n/b/migrations/m1/restore-work/", "/n/b/runc/app"], MOUNTINFO)
+    assert points == [
+        "/n/b/migrations/m1/restore-work/.criu.cgyard.2lxRDb/freezer",
+        "/n/b/migrations/m1/restore-work/.criu.cgyard.2lxRDb/pids",
+        "/n/b/migrations/m1/restore-work/.criu.cgyard.2lxRDb",
+        "/n/b/runc/app/criu-root",
+    ]
+
+
+def test_mounts_under_nothing_there():
+    assert mounts_under(["/elsewhere"], MOUNTINFO) == []
+    assert mounts_under([""], MOUNTINFO) == []
