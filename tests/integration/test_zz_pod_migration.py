@@ -293,6 +293,137 @@ def test_pods_on_different_workers_reach_each_other(api):
         delete_quietly(api, client_pod)
 
 
+def ready(pod) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+
+def test_a_deployment_pod_moves_and_its_replicaset_adopts_it(api):
+    """A 1-replica Deployment's pod moves: its ReplicaSet adopts the moved pod, never starts another."""
+    name = "pm-deploy-%d" % (os.getpid() % 10000)
+    apps = client.AppsV1Api()
+    image = image_named(api, SOURCE, "localhost/podmig/workload")
+    apps.create_namespaced_deployment(NS, {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {
+            "replicas": 1, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": {
+                # nodeName, not the scheduler: a cordon of worker 1 by a drain test must not move it
+                "nodeName": SOURCE, "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": "app", "image": image, "imagePullPolicy": "Never",
+                                "args": ["-m", "32", "-r", "0.1", "-t", "10", "-l", "/data/tick.log"],
+                                "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+                "volumes": [{"name": "data", "emptyDir": {}}]}}}})
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            pods = pods_of(api, name)
+            if len(pods) == 1 and pods[0].status.phase == "Running" and ready(pods[0]):
+                break
+            assert time.monotonic() < deadline, "the Deployment's pod did not run: %s" % pods
+            time.sleep(1)
+        source = pods[0]
+        rs_ref = [r for r in source.metadata.owner_references if r.controller][0]
+        assert rs_ref.kind == "ReplicaSet"
+        before = wait_ticks(SOURCE, tick_log(source), 100)
+        proc = migrate(pod=source.metadata.name, target_node=TARGET, strategy="cold")
+        assert proc.returncode == 0, explain(proc)
+        report = report_of(proc)
+        assert report["outcome"] == "migrated" and not report.get("error"), report
+
+        # For some seconds after the commit: exactly one pod of the ReplicaSet, the moved one,
+        # Running and Ready on worker 2 (the ReplicaSet neither added a replica nor deleted it).
+        watched_until = time.monotonic() + 15
+        while time.monotonic() < watched_until:
+            pods = api.list_namespaced_pod(NS, label_selector="app=%s" % name).items
+            assert [p.metadata.name for p in pods] == [report["shell_pod"]], [
+                (p.metadata.name, p.spec.node_name, p.metadata.deletion_timestamp) for p in pods]
+            moved = pods[0]
+            assert moved.spec.node_name == TARGET and moved.status.phase == "Running" and ready(moved)
+            assert [(r.kind, r.uid) for r in moved.metadata.owner_references or [] if r.controller] == [
+                ("ReplicaSet", rs_ref.uid)]
+            assert moved.status.container_statuses[0].restart_count == 0
+            time.sleep(1)
+        rs = apps.read_namespaced_replica_set(rs_ref.name, NS)
+        assert (rs.status.replicas, rs.status.ready_replicas) == (1, 1), rs.status
+        with pytest.raises(ApiException) as gone:
+            api.read_namespaced_pod(source.metadata.name, NS)
+        assert gone.value.status == 404
+
+        after = wait_ticks(TARGET, tick_log(moved), before["ticks"] + 100)
+        assert after["starts"] == 1 and after["counter_resets"] == [], after
+        assert after["last_counter"] > before["last_counter"]
+        print("\nDeployment pod: workload gap %.3f s, podmig pause %s s" % (after["max_gap_s"], report.get("pause_s")))
+    finally:
+        try:
+            apps.delete_namespaced_deployment(name, NS, propagation_policy="Background")
+        except ApiException:
+            pass
+        delete_quietly(api, name)
+
+
+def two_container_pod(api, name: str, mib: int = 16, node: str = SOURCE):
+    """A pod of two stateful workload containers, each with its own tick log in one emptyDir."""
+    image = image_named(api, node, "localhost/podmig/workload")
+    api.create_namespaced_pod(NS, {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {"nodeName": node, "terminationGracePeriodSeconds": 1, "containers": [
+            {"name": c, "image": image, "imagePullPolicy": "Never",
+             "args": ["-m", str(mib), "-r", "0.1", "-t", "10", "-l", "/data/%s.log" % c],
+             "volumeMounts": [{"name": "data", "mountPath": "/data"}]} for c in ("first", "second")],
+            "volumes": [{"name": "data", "emptyDir": {}}]}})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        pod = api.read_namespaced_pod(name, NS)
+        statuses = pod.status.container_statuses or []
+        if pod.status.phase == "Running" and len(statuses) == 2 and all(s.state.running for s in statuses):
+            return pod
+        time.sleep(1)
+    raise AssertionError("pod %s did not run: %s" % (name, api.read_namespaced_pod(name, NS).status))
+
+
+def volume_file(pod, file: str) -> str:
+    return "/var/lib/kubelet/pods/%s/volumes/kubernetes.io~empty-dir/data/%s" % (pod.metadata.uid, file)
+
+
+def test_a_pod_of_two_stateful_containers_moves_frozen_at_one_point(api):
+    """Both containers are restored (not restarted), both counters go on, and both stopped together."""
+    name = "pm-two-%d" % (os.getpid() % 10000)
+    try:
+        source = two_container_pod(api, name)
+        before = {c: wait_ticks(SOURCE, volume_file(source, c + ".log"), 100) for c in ("first", "second")}
+        proc = migrate(pod=name, target_node=TARGET)  # auto: post-copy here, one page server per container
+        assert proc.returncode == 0, explain(proc)
+        report = report_of(proc)
+        assert report["outcome"] == "migrated" and sorted(report["containers"]) == ["first", "second"], report
+        running = pods_of(api, name)
+        assert [p.metadata.name for p in running] == [report["shell_pod"]], running
+        moved = running[0]
+        assert moved.spec.node_name == TARGET
+        assert sorted((s.name, s.restart_count, bool(s.state.running)) for s in moved.status.container_statuses) == [
+            ("first", 0, True), ("second", 0, True)]
+        gaps = {}
+        for c in ("first", "second"):
+            after = wait_ticks(TARGET, volume_file(moved, c + ".log"), before[c]["ticks"] + 100)
+            # restored, not started again: one start line, the counter never went back
+            assert after["starts"] == 1 and after["counter_resets"] == [], (c, after)
+            assert after["last_counter"] > before[c]["last_counter"], (c, after)
+            gaps[c] = after
+        # One consistent point: each container's longest gap is the migration's pause, and each
+        # ticked (every 10 ms) until the moment the pod cgroup froze - not one of them frozen or
+        # dumped while the other ran on.
+        frozen_at = report["frozen_at"]
+        for c, after in gaps.items():
+            assert after["gap_from"] <= frozen_at <= after["gap_from"] + after["max_gap_s"], (c, after, frozen_at)
+            assert frozen_at - after["gap_from"] < 0.25, (c, after, frozen_at)
+            assert after["max_gap_s"] <= report["pause_s"] + 0.5, (c, after, report["pause_s"])
+        assert abs(gaps["first"]["gap_from"] - gaps["second"]["gap_from"]) < 0.25, gaps
+        print("\ntwo containers (%s): gaps %.3f / %.3f s, last ticks %.3f s apart, podmig pause %s s" % (
+            report["strategy"], gaps["first"]["max_gap_s"], gaps["second"]["max_gap_s"],
+            abs(gaps["first"]["gap_from"] - gaps["second"]["gap_from"]), report["pause_s"]))
+    finally:
+        delete_quietly(api, name)
+
+
 def test_zz_the_lab_goes_down_after_the_cluster_tests(api):
     """Last in the suite's use of the lab: the nodes, network and volumes go; the image stays cached."""
     proc = lab_playbook(lab_state="down")

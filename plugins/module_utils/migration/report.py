@@ -130,6 +130,8 @@ def build_pod_report(inputs: dict[str, Any]) -> dict[str, Any]:
     if started and finished:
         report["total_s"] = round(finished - started, 3)
     frozen_at, restored_at = _num(inputs.get("frozen_at")), _num(inputs.get("restored_at"))
+    if frozen_at:
+        report["frozen_at"] = frozen_at  # when the pod cgroup froze (epoch, the source node's clock)
     if frozen_at and restored_at:
         # From the freeze to the end of the last restore on the target (CRIU's restore log): what
         # the workload was stopped for, give or take clock skew (its own tick log gives the exact gap).

@@ -78,6 +78,7 @@ def test_pod_report_and_small_filters():
         "containers": {"main": {"checkpoint": {"image_bytes": 2**20, "stats": {"frozen_time_s": 0.2}},
                                 "images_sent": {"bytes_sent": 2**20}, "upper_sent": {"bytes_sent": 10}}}})
     assert report["pause_s"] == 0.75 and report["total_s"] == 12.5 and report["handoff_s"] == 0.5
+    assert report["frozen_at"] == 105.0
     assert report["containers"]["main"] == {"image_bytes": 2**20, "criu_frozen_s": 0.2,
                                             "images_sent_bytes": 2**20, "upper_sent_bytes": 10}
     lines = filters["pod_migration_summary"](report)
