@@ -292,13 +292,13 @@ def test_checkpoint_transfer_between_nodes_over_ssh_trust(lab):
 
 
 def test_demo_moves_the_workload_between_workers_with_its_state(lab):
-    """`make demo` on the lab: the workload moves from worker 1 to worker 2 and carries on."""
+    """`make demo-container` on the lab: the workload moves from worker 1 to worker 2 and carries on."""
     ensure_collection_link()
     env = ansible_env()
     env["ANSIBLE_CONFIG"] = os.path.join(REPO, "ansible.cfg")
     name = "lab-demo-%d" % os.getpid()
     proc = subprocess.run(
-        [os.path.join(BIN, "ansible-playbook"), "-i", LAB_DIR, os.path.join(REPO, "playbooks", "demo.yml"),
+        [os.path.join(BIN, "ansible-playbook"), "-i", LAB_DIR, os.path.join(REPO, "playbooks", "demo_container.yml"),
          "-e", json.dumps({"demo_container": name, "demo_mib": 64, "demo_rate": 0.1})],
         cwd=REPO, capture_output=True, text=True, timeout=1200, env=env, check=False)
     try:

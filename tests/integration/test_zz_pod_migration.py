@@ -424,6 +424,31 @@ def test_a_pod_of_two_stateful_containers_moves_frozen_at_one_point(api):
         delete_quietly(api, name)
 
 
+def test_the_demo_moves_a_pod_between_the_workers_and_shows_it_carried_on(api):
+    """playbooks/demo.yml, the README's demo (`make demo` runs it after `make cluster-up`)."""
+    name = "pm-demo-%d" % (os.getpid() % 10000)
+    demo = os.path.join(REPO, "playbooks", "demo.yml")
+    try:
+        proc = run_playbook(demo, extra_vars={"demo_pod": name, "demo_mib": 32}, inventory=LAB_INVENTORY, timeout=900)
+        assert proc.returncode == 0, explain(proc)
+        report = report_of(proc)
+        assert report["outcome"] == "migrated" and report["source_node"] == SOURCE, report
+        # What it prints: the report summary and what the workload saw, checked by the playbook itself.
+        for line in ("podmig: pod default/%s podmig-w1 -> podmig-w2: MIGRATED" % name,
+                     "%s runs on podmig-w2" % report["shell_pod"], "longest pause between ticks",
+                     "memory checksum after the move: ok", "the workload carried on with its state"):
+            assert line in proc.stdout, (line, proc.stdout[-4000:])
+        assert re.search(r"counter went on from \d+ without a reset: True", proc.stdout), proc.stdout[-4000:]
+        # And independently of the playbook's own check: one copy, on worker 2, restored.
+        running = pods_of(api, name)
+        assert [(p.metadata.name, p.spec.node_name) for p in running] == [(report["shell_pod"], TARGET)]
+        after = read_ticks(TARGET, tick_log(running[0]))
+        assert after["starts"] == 1 and after["counter_resets"] == [] and after["verifies"][-1]["ok"], after
+        print("\ndemo: workload gap %.3f s, podmig pause %s s" % (after["max_gap_s"], report.get("pause_s")))
+    finally:
+        delete_quietly(api, name)
+
+
 def test_zz_the_lab_goes_down_after_the_cluster_tests(api):
     """Last in the suite's use of the lab: the nodes, network and volumes go; the image stays cached."""
     proc = lab_playbook(lab_state="down")
