@@ -281,8 +281,12 @@ def test_a_budget_that_forbids_eviction_is_waited_for_and_reported_without_faili
     assert proc.returncode == 0 and not cordoned(api)
 
 
-def test_a_drain_stopped_mid_way_loses_no_pod_and_a_rerun_finishes_it(cluster):
-    """The drain is killed once its second migration starts; the rerun moves what is left."""
+def test_a_drain_stopped_mid_way_loses_no_pod_and_a_rerun_finishes_it(cluster, tmp_path):
+    """The drain is killed once its first migration started; the rerun moves what is left.
+
+    The rerun is a rolling-maintenance run: its maintenance task file runs once the node is empty,
+    then the node is uncordoned.
+    """
     api = cluster
     names = ("stateful-d", "stateful-e")
     sources = {name: workload(api, name) for name in names}
@@ -293,23 +297,39 @@ def test_a_drain_stopped_mid_way_loses_no_pod_and_a_rerun_finishes_it(cluster):
     seen = []
     for line in run.stdout:
         seen.append(line)
-        if "Drain | Migrate 2/2 off" in line:
+        if "Drain | Migrate 1/2 off" in line:
             break
     time.sleep(2)
     run.terminate()
     run.wait(timeout=60)
-    assert any("Drain | Migrate 2/2 off" in line for line in seen), "".join(seen[-40:])
+    assert any("Drain | Migrate 1/2 off" in line for line in seen), "".join(seen[-40:])
+    assert not any("Drain | Migrate 2/2 off" in line for line in seen)
 
-    # The migrations it started end on their own (commit or roll back): wait until none holds a pod.
+    # The migration it started ends on its own (commit or roll back): wait for its migrate.yml run.
     deadline = time.monotonic() + 300
-    while any("podmig.live/migration" in (p.metadata.annotations or {})
-              for p in api.list_namespaced_pod(NS).items if p.metadata.name in names):
-        assert time.monotonic() < deadline, "a migration still holds a pod after 300 s"
+    while subprocess.run(["pgrep", "-f", "playbooks/migrate.yml.*%s" % NS], capture_output=True,
+                         check=False).returncode == 0:
+        assert time.monotonic() < deadline, "a migration still runs after 300 s"
         time.sleep(2)
+    assert not any("podmig.live/migration" in (p.metadata.annotations or {}) for p in api.list_namespaced_pod(NS).items)
 
-    proc, report, _ = drain()
+    marker = tmp_path / "maintained"
+    tasks = tmp_path / "maintenance.yml"
+    tasks.write_text("- name: Maintenance | Note the node\n"
+                     "  ansible.builtin.copy:\n"
+                     "    dest: %s\n"
+                     "    content: \"{{ drain_node }} {{ lookup('pipe', 'date +%%s.%%N') }}\"\n"
+                     "    mode: \"0644\"\n" % marker, encoding="utf-8")
+    proc, report, _ = drain(drain_maintenance_tasks=str(tasks), drain_uncordon_after=True)
     assert proc.returncode == 0, explain(proc)
     assert report["ok"] and report["empty"]
+    # The second pod's migration never started: the rerun moved it (the first one was moved by the
+    # migration the stopped drain had started, or, had that rolled back, by the rerun too).
+    assert rows(report)["stateful-e"]["outcome"] == "migrated", rows(report)
+    # The maintenance ran on the drained node, after the report was written; then w1 was uncordoned.
+    assert marker.read_text(encoding="utf-8").split()[0] == SOURCE
+    assert float(marker.read_text(encoding="utf-8").split()[1]) >= report["finished_at"]
+    assert not cordoned(api)
     # Each pod runs exactly once, on w2, and carried its state on (one start, no counter reset).
     for name in names:
         running = running_of(api, name)
@@ -318,5 +338,3 @@ def test_a_drain_stopped_mid_way_loses_no_pod_and_a_rerun_finishes_it(cluster):
         after = wait_ticks(TARGET, tick_log(running[0]), before[name]["ticks"] + 50)
         assert after["starts"] == 1 and after["counter_resets"] == [], after
     print("\nstopped drain: the rerun moved %s" % sorted(rows(report)))
-    proc, _, _ = drain(drain_state="undo")
-    assert proc.returncode == 0 and not cordoned(api)
