@@ -257,6 +257,69 @@ def test_the_targets_containerd_killed_mid_migration_loses_nothing(api):
         delete_quietly(api, name)
 
 
+def test_the_targets_kubelet_killed_mid_restore_loses_nothing(api):
+    """kubelet on the target is killed the moment the staged images are READY, while containerd restores.
+
+    kubelet's held StartContainer call dies with it; systemd starts kubelet again 5 s later and it
+    syncs the shell pod anew. Either the restore is seen through (migrated) or the migration rolls
+    back (the source resumes where it stopped): exactly one copy runs, never restarted, and the
+    workload's counter goes on from where it was.
+    """
+    name = "pm-kubelet-%d" % (os.getpid() % 10000)
+    killer = "/run/podmig-test-kubelet-killer"
+    workloads = "pgrep -x podmig-workload || true"
+    try:
+        source = workload_pod(api, name, mib=32)
+        before = wait_ticks(SOURCE, tick_log(source), 50)
+        on_target_before = set(ssh(TARGET, workloads).stdout.split())
+        # On the target: wait (up to 3 min) for this pod's READY marker, then kill kubelet at once.
+        ssh(TARGET, "rm -f %(k)s.done; nohup sh -c 'for i in $(seq 3600); do "
+                    "if ls /var/lib/podmig/in/*/app/READY >/dev/null 2>&1; then "
+                    "systemctl kill --signal=KILL kubelet; date +%%s.%%N > %(k)s.done; exit 0; fi; sleep 0.05; done' "
+                    ">/dev/null 2>&1 </dev/null & echo $! > %(k)s.pid" % {"k": killer})
+        proc = migrate(pod=name, target_node=TARGET, strategy="cold", podmig_restore_timeout=60)
+        killed = ssh(TARGET, "cat %s.done 2>/dev/null || true" % killer).stdout.strip()
+        assert killed, "the watcher never saw READY: the fault was not injected\n" + explain(proc)
+        report = report_of(proc)
+        assert report["outcome"] in ("rolled_back", "migrated"), report
+        assert (proc.returncode == 0) == (report["outcome"] == "migrated"), explain(proc)
+        # kubelet is back (systemd) and the pod settles: one copy, on the node the outcome says.
+        node = SOURCE if report["outcome"] == "rolled_back" else TARGET
+        deadline = time.monotonic() + 90
+        while True:
+            running = pods_of(api, name)
+            if len(running) == 1 and running[0].spec.node_name == node and running[0].status.container_statuses \
+                    and running[0].status.container_statuses[0].state.running:
+                break
+            assert time.monotonic() < deadline, [(p.metadata.name, p.spec.node_name) for p in running]
+            time.sleep(1)
+        pod = running[0]
+        assert pod.status.container_statuses[0].restart_count == 0
+        if report["outcome"] == "rolled_back":
+            assert pod.metadata.name == name
+            assert "podmig.live/migration" not in (pod.metadata.annotations or {})
+            # Seen here: containerd's StartContainer failed when kubelet went, but the task CRIU had
+            # restored kept running (CRI state EXITED, "cannot delete running task"). Deleting the
+            # shell pod must not leave it behind: no workload process of this test on the target.
+            deadline = time.monotonic() + 30
+            while set(ssh(TARGET, workloads).stdout.split()) - on_target_before:
+                assert time.monotonic() < deadline, "a restored copy was left running on %s: %s" % (
+                    TARGET, ssh(TARGET, "ps -o pid,args -p %s" % ",".join(
+                        set(ssh(TARGET, workloads).stdout.split()) - on_target_before), check=False).stdout)
+                time.sleep(1)
+        else:
+            assert pod.metadata.name == report["shell_pod"]
+        print("\nkubelet killed on the target %.2f s after the freeze: %s (%s)" % (
+            float(killed) - report["frozen_at"], report["outcome"], report.get("error", "")[:200]))
+        after = wait_ticks(node, tick_log(pod), before["ticks"] + 200)
+        assert after["starts"] == 1 and after["counter_resets"] == [], after
+        assert verify_memory(node, pod, tick_log(pod))["ok"]
+    finally:
+        ssh(TARGET, "kill $(cat %s.pid) 2>/dev/null; rm -f %s.pid %s.done; systemctl start kubelet"
+            % (killer, killer, killer), check=False)
+        delete_quietly(api, name)
+
+
 def test_pods_on_different_workers_reach_each_other(api):
     """The CNI bridge on each worker plus the routes between the workers' pod subnets."""
     server, client_pod = "pm-net-server-%d" % (os.getpid() % 10000), "pm-net-client-%d" % (os.getpid() % 10000)
