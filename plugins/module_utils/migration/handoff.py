@@ -94,11 +94,17 @@ class Sender:
             except subprocess.TimeoutExpired:
                 self.master_error = "ssh master did not start within 30 s"
 
-    def signal(self, dest: str) -> None:
-        """Drop READY into ``dest`` on the target (atomically: written, then renamed)."""
+    def signal(self, dest: str, lines: tuple[str, ...] = ()) -> None:
+        """Drop READY into ``dest`` on the target (atomically: written, then renamed).
+
+        READY holds the time it was written and ``lines`` (for a pod: ``pod=<ns>/<name>/<uid>``
+        of the shell pod, which podmig's containerd checks before restoring anything)."""
         target = "%s@%s" % (self.params.get("ssh_user", "root"), self.params["dest_host"])
-        remote = "umask 077 && mkdir -p -- {d} && date +%s.%N > {d}/.READY.tmp && mv {d}/.READY.tmp {d}/{r}".format(
-            d=shlex.quote(dest), r=READY)
+        d = shlex.quote(dest)
+        steps = ["umask 077", "mkdir -p -- %s" % d, "date +%%s.%%N > %s/.READY.tmp" % d]
+        steps += ["printf '%%s\\n' %s >> %s/.READY.tmp" % (shlex.quote(line), d) for line in lines]
+        steps.append("mv %s/.READY.tmp %s/%s" % (d, d, READY))
+        remote = " && ".join(steps)
         self.runner.run(self.ssh + [target, remote], "signalling READY to %s" % self.params["dest_host"])
 
     def close(self) -> None:

@@ -5,10 +5,14 @@
 
 from __future__ import annotations
 
+import os
+import stat
+import subprocess
+
 import pytest
 
 from ansible_collections.podmig.live.plugins.module_utils.checkpoint import validate_params
-from ansible_collections.podmig.live.plugins.module_utils.migration.handoff import FINAL_MODE, checkpoint_params
+from ansible_collections.podmig.live.plugins.module_utils.migration.handoff import FINAL_MODE, Sender, checkpoint_params
 from ansible_collections.podmig.live.plugins.module_utils.strategy import STRATEGIES
 
 
@@ -99,3 +103,37 @@ def test_params_carry_every_criu_option():
     options = criu_options(checkpoint_params(params("delta", file_locks=True)))
     assert set(options) == set(CRIU_OPTION_ARGS)
     assert options["file_locks"] is True
+
+
+class RecordingRunner:
+    def __init__(self):
+        self.argv = []
+
+    def run(self, argv, what, **kwargs):
+        self.argv.append(argv)
+        return 0, "", ""
+
+
+class BinModule:
+    def get_bin_path(self, name, **kwargs):
+        return "/usr/bin/" + name
+
+
+def test_ready_names_the_shell_pod_and_appears_at_once(tmp_path):
+    """The remote command Sender.signal sends, run here by sh: READY holds the time and the pod line,
+    is private, and no temporary file is left (odd characters in the lines stay literal)."""
+    runner = RecordingRunner()
+    sender = Sender(BinModule(), runner, {"dest_host": "10.0.0.2"})
+    try:
+        dest = tmp_path / "mig 1" / "app"
+        sender.signal(str(dest), ("pod=default/app-mig-1/0b8f-uid", "note=$(id) {x} 'q'"))
+    finally:
+        sender.close()
+    argv = runner.argv[-1]
+    assert argv[-2] == "root@10.0.0.2" and argv[0].endswith("ssh")
+    subprocess.run(["sh", "-c", argv[-1]], check=True)
+    lines = (dest / "READY").read_text().splitlines()
+    assert float(lines[0]) > 0
+    assert lines[1:] == ["pod=default/app-mig-1/0b8f-uid", "note=$(id) {x} 'q'"]
+    assert stat.S_IMODE(os.stat(dest / "READY").st_mode) == 0o600
+    assert sorted(os.listdir(dest)) == ["READY"]
