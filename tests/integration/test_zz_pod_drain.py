@@ -50,6 +50,22 @@ def cluster(api):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+@pytest.fixture
+def ns(cluster):
+    """The namespace emptied of what an earlier test left (a blocking budget would hold the next drain)."""
+    apps, policy = client.AppsV1Api(), client.PolicyV1Api()
+    for deployment in apps.list_namespaced_deployment(NS).items:
+        apps.delete_namespaced_deployment(deployment.metadata.name, NS)
+    for budget in policy.list_namespaced_pod_disruption_budget(NS).items:
+        policy.delete_namespaced_pod_disruption_budget(budget.metadata.name, NS)
+    cluster.delete_collection_namespaced_pod(NS, grace_period_seconds=0)
+    deadline = time.monotonic() + 120
+    while cluster.list_namespaced_pod(NS).items:
+        assert time.monotonic() < deadline, "the pods of %s did not go" % NS
+        time.sleep(1)
+    return cluster
+
+
 def delete_namespace(api) -> None:
     try:
         api.delete_namespace(NS, grace_period_seconds=0)
@@ -174,8 +190,8 @@ def free_memory(api, node: str) -> int:
     return allocatable - used
 
 
-def test_a_drain_whose_stateful_pods_do_not_fit_is_refused_before_anything_moves(cluster):
-    api = cluster
+def test_a_drain_whose_stateful_pods_do_not_fit_is_refused_before_anything_moves(ns):
+    api = ns
     # A pod w1 can hold but w2 cannot: its request is just under w1's free memory, and w2 is filled
     # (with a request only: nothing is allocated) to less than that.
     huge = free_memory(api, SOURCE) - (256 << 20)
@@ -201,8 +217,8 @@ def test_a_drain_whose_stateful_pods_do_not_fit_is_refused_before_anything_moves
             api.delete_namespaced_pod(name, NS, grace_period_seconds=0)
 
 
-def test_drain_migrates_the_opted_in_pods_evicts_the_rest_and_a_rerun_finds_nothing_left(cluster):
-    api = cluster
+def test_drain_migrates_the_opted_in_pods_evicts_the_rest_and_a_rerun_finds_nothing_left(ns):
+    api = ns
     sources = {name: workload(api, name) for name in ("stateful-a", "stateful-b")}
     plain = deployment(api, "plain", max_unavailable=1)
     before = {name: wait_ticks(SOURCE, tick_log(pod), 50) for name, pod in sources.items()}
@@ -257,8 +273,8 @@ def test_drain_migrates_the_opted_in_pods_evicts_the_rest_and_a_rerun_finds_noth
     assert not cordoned(api)
 
 
-def test_a_budget_that_forbids_eviction_is_waited_for_and_reported_without_failing_the_migration(cluster):
-    api = cluster
+def test_a_budget_that_forbids_eviction_is_waited_for_and_reported_without_failing_the_migration(ns):
+    api = ns
     source = workload(api, "stateful-c")
     held = deployment(api, "held", max_unavailable=0)
     before = wait_ticks(SOURCE, tick_log(source), 50)
@@ -281,13 +297,13 @@ def test_a_budget_that_forbids_eviction_is_waited_for_and_reported_without_faili
     assert proc.returncode == 0 and not cordoned(api)
 
 
-def test_a_drain_stopped_mid_way_loses_no_pod_and_a_rerun_finishes_it(cluster, tmp_path):
+def test_a_drain_stopped_mid_way_loses_no_pod_and_a_rerun_finishes_it(ns, tmp_path):
     """The drain is killed once its first migration started; the rerun moves what is left.
 
     The rerun is a rolling-maintenance run: its maintenance task file runs once the node is empty,
     then the node is uncordoned.
     """
-    api = cluster
+    api = ns
     names = ("stateful-d", "stateful-e")
     sources = {name: workload(api, name) for name in names}
     before = {name: wait_ticks(SOURCE, tick_log(pod), 50) for name, pod in sources.items()}
