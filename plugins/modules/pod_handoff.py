@@ -106,6 +106,12 @@ options:
   dest_host:
     description: Address of the target node.
     type: str
+  shell_pod:
+    description:
+      - The shell pod the checkpoint is for, C(namespace/name/uid). Written into each C(READY) as
+        C(pod=namespace/name/uid); podmig's containerd restores the images only into that pod (any
+        other pod carrying the same C(podmig.live/restore-from) annotation is refused).
+    type: str
 attributes:
   check_mode:
     support: full
@@ -200,6 +206,7 @@ def argspec() -> dict:
         page_server_port={"type": "int", "default": 27100},
         dest_dir={"type": "path"},
         dest_host={"type": "str"},
+        shell_pod={"type": "str"},
     )
     return spec
 
@@ -208,7 +215,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec=argspec(),
         supports_check_mode=True,
-        required_if=[("state", "handed_off", ("work_dir", "dest_dir", "dest_host")),
+        required_if=[("state", "handed_off", ("work_dir", "dest_dir", "dest_host", "shell_pod")),
                      ("strategy", "postcopy", ("page_server_address", "work_dir"))],
     )
     runner = CommandRunner(module)

@@ -21,7 +21,7 @@
 #   3. runc pause + runc checkpoint --leave-running of A, copies the CRIU images
 #      and A's upper dir into <stage>/<mig>/app/{images,upper};
 #   4. creates sandbox B annotated podmig.live/restore-from=<stage>/<mig>,
-#      crictl create + start (blocks until READY), touches READY;
+#      crictl create + start (blocks until READY), writes READY (pod=ns/name/uid);
 #   5. checks: B RUNNING, counter continued from the dump value (no restart),
 #      memory checksum intact (SIGUSR1), upper-dir changes present, READY
 #      renamed CONSUMED, a restart (attempt 1) starts fresh, a path outside the
@@ -320,7 +320,8 @@ BLOCKED=$(kill -0 "$START_PID" 2>/dev/null && echo "still blocked" || echo "alre
 check "StartContainer blocks until READY" "after 2 s: crictl start $BLOCKED, state $ST" \
 	test "$BLOCKED" = "still blocked" -a "$ST" = CONTAINER_CREATED
 tr0=$(now)
-touch "$APPDIR/READY"
+# READY names the shell pod the checkpoint is for; containerd refuses any other sandbox.
+echo "pod=podmig-smoke/smoke-b/uid-b" > "$APPDIR/READY"
 rc_start=0
 wait "$START_PID" || rc_start=$?
 START_PID=""
@@ -372,6 +373,18 @@ POD_C=$(cri runp "$W/pod-c.json")
 CTR_C=$(cri create --no-pull "$POD_C" "$W/ctr-0.json" "$W/pod-c.json")
 ERR=$(cri start "$CTR_C" 2>&1 || true)
 check "outside the allow-list refused" "$(grep -o 'podmig: .*allowed root' <<< "$ERR" | head -n 1 | tr -d '\\')" grep -q 'not below an allowed root' <<< "$ERR"
+
+log "identity: a checkpoint staged for another pod is refused"
+mkdir -p "$STAGE/$MIG-thief/app"
+cp -a "$W/dump/images" "$STAGE/$MIG-thief/app/images"
+echo "pod=podmig-smoke/smoke-b/uid-b" > "$STAGE/$MIG-thief/app/READY"
+pod_json smoke-d uid-d "$STAGE/$MIG-thief" > "$W/pod-d.json"
+POD_D=$(cri runp "$W/pod-d.json")
+CTR_D=$(cri create --no-pull "$POD_D" "$W/ctr-0.json" "$W/pod-d.json")
+ERR=$(cri start "$CTR_D" 2>&1 || true)
+check "a checkpoint for another pod refused" "$(grep -o 'podmig: .*is for pod [^,]*' <<< "$ERR" | head -n 1 | tr -d '\\')" \
+	grep -q 'is for pod podmig-smoke/smoke-b/uid-b, not podmig-smoke/smoke-d/uid-d' <<< "$ERR"
+check "the refused checkpoint stays unconsumed" "$(ls "$STAGE/$MIG-thief/app" | tr '\n' ' ')" test -e "$STAGE/$MIG-thief/app/READY"
 
 # ---------------------------------------------------------------- source A: rollback
 log "source A: still frozen, RUNNING; runc resume revives it"
@@ -436,7 +449,7 @@ if [ "${PODMIG_SMOKE_LAZY:-1}" = 1 ]; then
 	for _ in $(seq 300); do [ -S "$LZDIR/work/lazy-pages.socket" ] && break; sleep 0.01; done
 	echo "127.0.0.1:$PORT" > "$LZDIR/lazy-pages"
 	lz2=$(now)
-	touch "$LZDIR/READY"
+	echo "pod=podmig-smoke/smoke-lb/uid-lb" > "$LZDIR/READY"
 	rc_start=0
 	wait "$START_PID" || rc_start=$?
 	START_PID=""

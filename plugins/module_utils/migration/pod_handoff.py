@@ -195,7 +195,8 @@ def pod_handoff(module: Any, runner: CommandRunner, params: dict[str, Any]) -> d
             bytes_sent += int(sent.get("bytes_sent", 0))
         result["sent_at"] = time.time()
         for container in containers:
-            sender.signal(os.path.join(params["dest_dir"], container["name"]))
+            # containerd restores these images only into the pod READY names (the shell pod)
+            sender.signal(os.path.join(params["dest_dir"], container["name"]), ("pod=%s" % params["shell_pod"],))
         result["signalled_at"] = time.time()
         result["bytes_sent"] = bytes_sent
     except (PodmigError, OSError) as err:
