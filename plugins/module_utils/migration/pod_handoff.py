@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import socket
 import time
 from typing import Any
 
@@ -86,6 +87,29 @@ def lazy_daemon_command(criu: str, container_dir: str, source_address: str, port
         d=d, criu=shlex.quote(criu), a=shlex.quote(source_address), p=int(port), m=LAZY_MARKER)
 
 
+def free_ports(address: str, first: int, count: int, limit: int = 64) -> list[int]:
+    """``count`` ports from ``first`` upwards that can be bound on ``address`` now: a page server
+    of an earlier post-copy migration may still serve pages from this node, or another migration
+    from this node may run at the same time."""
+    ports: list[int] = []
+    for port in range(first, first + limit):
+        with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((address, port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == count:
+            return ports
+    raise PodmigError("no %d free page-server port(s) on %s in %d-%d" % (count, address, first, first + limit - 1))
+
+
+def page_server_port(params: dict[str, Any], index: int) -> int:
+    """The page-server port of the index-th container: the free ones found before the freeze."""
+    ports = params.get("page_server_ports")
+    return ports[index] if ports else params["page_server_port"] + index
+
+
 def checkpoint_params(params: dict[str, Any], container: dict[str, Any], index: int) -> dict[str, Any]:
     """container_checkpoint parameters for one container's final dump."""
     lazy = params["strategy"] == "postcopy"
@@ -102,7 +126,7 @@ def checkpoint_params(params: dict[str, Any], container: dict[str, Any], index: 
         # Held frozen after the dump (also after the last page was served): kubelet sees it RUNNING.
         "leave_running": False,
         "hold_frozen": True,
-        "page_server": "%s:%d" % (params["page_server_address"], params["page_server_port"] + index) if lazy else None,
+        "page_server": "%s:%d" % (params["page_server_address"], page_server_port(params, index)) if lazy else None,
         "lazy_ready_timeout": 120,
         "force": True,
         "tcp_established": params.get("tcp_established", False),
@@ -149,6 +173,10 @@ def pod_handoff(module: Any, runner: CommandRunner, params: dict[str, Any]) -> d
         result["changed"] = True
         return result
 
+    if params["strategy"] == "postcopy":
+        params = dict(params, page_server_ports=free_ports(
+            params["page_server_address"], params["page_server_port"], len(containers)))
+        result["page_server_ports"] = params["page_server_ports"]
     sender = Sender(module, runner, params)
     sender.open()
     if sender.master_error:
@@ -186,7 +214,7 @@ def pod_handoff(module: Any, runner: CommandRunner, params: dict[str, Any]) -> d
             if params["strategy"] == "postcopy":
                 runner.run(sender.ssh + [target, lazy_daemon_command(
                     params.get("target_criu_path") or "criu", dest, params["page_server_address"],
-                    params["page_server_port"] + index)], "starting the lazy-pages daemon of %s" % container["name"])
+                    page_server_port(params, index))], "starting the lazy-pages daemon of %s" % container["name"])
         result["volumes"] = {}
         for volume in params.get("volumes") or []:
             # emptyDir content: the new pod's own directory, made by kubelet before its containers start

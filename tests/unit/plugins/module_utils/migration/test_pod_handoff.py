@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import os
 import shlex
+import socket
 
 import pytest
 
 from ansible_collections.podmig.live.plugins.module_utils.errors import PodmigError
 from ansible_collections.podmig.live.plugins.module_utils.migration.pod_handoff import (
-    checkpoint_params, freeze, lazy_daemon_command, pod_freezer_dir)
+    checkpoint_params, free_ports, freeze, lazy_daemon_command, page_server_port, pod_freezer_dir)
 
 POD = "/kubepods/besteffort/pod6b1d"
 
@@ -70,3 +71,26 @@ def test_each_container_is_dumped_held_frozen_into_its_own_directory():
     assert lazy["mode"] == "lazy" and lazy["page_server"] == "10.0.0.1:27101"
     # kubelet must keep seeing it RUNNING after the last page was served: never killed by the dump
     assert lazy["hold_frozen"]
+
+
+def test_free_ports_skip_a_port_in_use_and_page_server_port_uses_them():
+    """A page server still serving an earlier post-copy migration holds the first port: the next
+    free ones are taken, and each container's checkpoint and lazy daemon use its own."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        busy = held.getsockname()[1]
+        ports = free_ports("127.0.0.1", busy, 2)
+        assert busy not in ports and len(set(ports)) == 2 and all(p > busy for p in ports)
+    params = {"page_server_port": busy, "page_server_ports": ports}
+    assert [page_server_port(params, i) for i in (0, 1)] == ports
+    assert page_server_port({"page_server_port": 27100}, 1) == 27101
+
+
+def test_free_ports_refuses_when_none_is_left():
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        busy = held.getsockname()[1]
+        with pytest.raises(PodmigError, match="no 1 free page-server port"):
+            free_ports("127.0.0.1", busy, 1, limit=1)
