@@ -26,6 +26,17 @@ options:
     type: path
 """
 
+    RESTORE = r"""
+options:
+  restore_timeout:
+    description:
+      - Seconds C(runc restore) may take. Past it, runc, CRIU and every helper they forked are killed
+        and the half-restored container removed, so a restore that hangs (CRIU killed half-way can
+        leave a helper runc waits for forever) fails instead of holding the migration.
+    type: int
+    default: 300
+"""
+
     CRIU = r"""
 options:
   tcp_established:

@@ -18,6 +18,11 @@ CRIU_OPTION_ARGS = {
     "manage_cgroups_mode": {"type": "str", "choices": ["soft", "full", "strict", "ignore"]},
 }
 
+# Restoring on the target (doc fragment podmig.live.runtime.RESTORE).
+RESTORE_ARGS = {
+    "restore_timeout": {"type": "int", "default": 300},
+}
+
 # Sending to the target node: rsync over SSH (doc fragment podmig.live.runtime.TRANSFER).
 TRANSFER_ARGS = {
     "ssh_user": {"type": "str", "default": "root"},

@@ -23,6 +23,7 @@ author:
 extends_documentation_fragment:
   - podmig.live.runtime
   - podmig.live.runtime.CRIU
+  - podmig.live.runtime.RESTORE
 options:
   bundle:
     description: The OCI bundle (config.json and rootfs) to restore into.
@@ -45,13 +46,6 @@ options:
   cgroups_path:
     description: Set C(linux.cgroupsPath) in the bundle's config.json before restoring (for example the target pod's cgroup).
     type: str
-  restore_timeout:
-    description:
-      - Seconds C(runc restore) may take. Past it, runc, CRIU and every helper they forked are killed
-        and the half-restored container removed, so a restore that hangs (CRIU killed half-way can
-        leave a helper runc waits for forever) fails instead of holding the migration.
-    type: int
-    default: 300
   lazy_socket_timeout:
     description: Seconds to wait for the lazy-pages daemon's socket.
     type: int
@@ -126,7 +120,7 @@ log:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.podmig.live.plugins.module_utils.args_common import CRIU_OPTION_ARGS, RUNTIME_ARGS
+from ansible_collections.podmig.live.plugins.module_utils.args_common import CRIU_OPTION_ARGS, RESTORE_ARGS, RUNTIME_ARGS
 from ansible_collections.podmig.live.plugins.module_utils.command import CommandRunner
 from ansible_collections.podmig.live.plugins.module_utils.errors import PodmigError
 from ansible_collections.podmig.live.plugins.module_utils.restore import restore_container
@@ -135,6 +129,7 @@ from ansible_collections.podmig.live.plugins.module_utils.restore import restore
 def argspec() -> dict:
     spec = dict(RUNTIME_ARGS)
     spec.update(CRIU_OPTION_ARGS)
+    spec.update(RESTORE_ARGS)
     spec.update(
         bundle={"type": "path", "required": True},
         image_dir={"type": "path", "required": True},
@@ -143,7 +138,6 @@ def argspec() -> dict:
         page_server={"type": "str"},
         cgroups_path={"type": "str"},
         lazy_socket_timeout={"type": "int", "default": 30},
-        restore_timeout={"type": "int", "default": 300},
         criu_path={"type": "path"},
     )
     return spec

@@ -21,6 +21,7 @@ author:
 extends_documentation_fragment:
   - podmig.live.runtime
   - podmig.live.runtime.CRIU
+  - podmig.live.runtime.RESTORE
 options:
   bundle:
     description: The OCI bundle to restore into (its config.json is the source's).
@@ -41,13 +42,6 @@ options:
     description: Seconds to wait for C(READY).
     type: int
     default: 600
-  restore_timeout:
-    description:
-      - Seconds C(runc restore) may take. Past it, runc, CRIU and every helper they forked are killed
-        and the half-restored container removed, so a restore that hangs (CRIU killed half-way can
-        leave a helper runc waits for forever) fails instead of holding the migration.
-    type: int
-    default: 300
   rootfs_deltas:
     description: Delta directories to apply to I(rootfs_upperdir) in order, after C(READY).
     type: list
@@ -116,7 +110,7 @@ restore:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.podmig.live.plugins.module_utils.args_common import CRIU_OPTION_ARGS, RUNTIME_ARGS
+from ansible_collections.podmig.live.plugins.module_utils.args_common import CRIU_OPTION_ARGS, RESTORE_ARGS, RUNTIME_ARGS
 from ansible_collections.podmig.live.plugins.module_utils.command import CommandRunner
 from ansible_collections.podmig.live.plugins.module_utils.errors import PodmigError
 from ansible_collections.podmig.live.plugins.module_utils.migration.landing import land
@@ -125,13 +119,13 @@ from ansible_collections.podmig.live.plugins.module_utils.migration.landing impo
 def argspec() -> dict:
     spec = dict(RUNTIME_ARGS)
     spec.update(CRIU_OPTION_ARGS)
+    spec.update(RESTORE_ARGS)
     spec.update(
         bundle={"type": "path", "required": True},
         image_dir={"type": "path", "required": True},
         work_dir={"type": "path"},
         signal_dir={"type": "path", "required": True},
         wait_timeout={"type": "int", "default": 600},
-        restore_timeout={"type": "int", "default": 300},
         rootfs_deltas={"type": "list", "elements": "path", "default": []},
         rootfs_upperdir={"type": "path"},
         rootfs_mount={"type": "dict"},
