@@ -117,6 +117,11 @@ def transfer_argv(
         "--numeric-ids",
         "--inplace",
         "--no-whole-file",
+        # Never skip a file by size and mtime: a dump taken within the same second as the previous
+        # round's, with the same sizes, would keep the previous round's pages at the destination
+        # (seen: a pod restored with a counter from the last copy round). The delta algorithm still
+        # sends only the blocks that changed.
+        "--ignore-times",
         "--block-size=%d" % block_size,
         "--stats",
         "--timeout=%d" % io_timeout,

@@ -5,7 +5,10 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
+import subprocess
 
 import pytest
 
@@ -211,3 +214,23 @@ def test_transfer_argv_keep_modes_copies_a_raw_layer_as_it_is():
     assert "--archive" in argv and "--xattrs" in argv and "--numeric-ids" in argv
     assert any(a.startswith("--rsync-path=umask 077 && mkdir -p") for a in argv)
     assert any(a.startswith("--chmod=D0700,F0600") for a in transfer_argv("/a", "h", "/b", ["ssh"]))
+
+
+def test_a_file_rewritten_within_the_same_second_with_the_same_size_is_sent_again(tmp_path):
+    """The rsync of transfer_argv, through a local stand-in for ssh: the second dump's page image
+    has the size and the mtime (to the second) of the first, and must still replace it."""
+    if not shutil.which("rsync"):
+        pytest.skip("rsync is not installed")
+    fake_ssh = tmp_path / "ssh"
+    fake_ssh.write_text('#!/bin/sh\nwhile [ "${1#-}" != "$1" ]; do shift 2; done\nshift\nexec sh -c "$*"\n')
+    fake_ssh.chmod(0o755)
+    src, dest = tmp_path / "round", tmp_path / "target" / "images"
+    src.mkdir()
+    page = src / "pages-1.img"
+    stamp = 1795961756
+    for content in (b"A" * 8192, b"B" * 4096 + b"A" * 4096):
+        page.write_bytes(content)
+        os.utime(page, (stamp, stamp))
+        argv = transfer_argv(str(src), "localhost", str(dest), [str(fake_ssh)])
+        subprocess.run(argv, check=True, capture_output=True)
+        assert (dest / "pages-1.img").read_bytes() == content
