@@ -2,7 +2,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: podmig developers
 # Apache License 2.0 (see LICENSE)
-"""Benchmark: live pod migration on the lab cluster (playbooks/migrate.yml), postcopy against cold.
+"""Benchmark: live pod migration on the lab cluster (playbooks/migrate.yml), delta and postcopy against cold.
 
 For each workload size (RSS) and write rate, a fresh workload pod is created on the source worker
 and moved to the target with playbooks/migrate.yml, once per strategy, `cold` always in the same run
@@ -14,7 +14,7 @@ the workload carried on (one start, no counter reset) and that its memory checks
 that migrate.yml reports failed after the restore while the restored pod runs on is measured too
 (measured_after_failure), apart from the migrated ones.
 
-    .venv/bin/python bench/pod_migration.py             # 64/256/1024 MiB x 0.02/0.5 x cold/postcopy
+    .venv/bin/python bench/pod_migration.py             # 64/256/1024 MiB x 0.02/0.5 x cold/delta/postcopy
     .venv/bin/python bench/pod_migration.py --smoke     # 32 MiB, one rate, cold + postcopy
     .venv/bin/python bench/pod_migration.py --replot bench/results/pod_migration-<time>.json
 
@@ -251,7 +251,7 @@ def plot(summary: list[dict], path: str, title: str) -> bool:
     log = bool(values) and max(values) / min(values) > 20
     fig, axes = plt.subplots(1, len(rates), figsize=(max(8.0, 6.5 * len(rates)), 5.2), squeeze=False, sharey=True)
     width = 0.8 / max(1, len(strategies))
-    colours = {"cold": "#4c72b0", "postcopy": "#dd8452"}
+    colours = {"cold": "#4c72b0", "delta": "#55a868", "postcopy": "#dd8452"}
     for ax, rate in zip(axes[0], rates):
         labelled = set()
         for i, strategy in enumerate(strategies):
@@ -582,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--namespace", default="default")
     parser.add_argument("--sizes", default="64,256,1024", help="workload RSS values in MiB")
     parser.add_argument("--rates", default="0.02,0.5", help="fractions of memory rewritten per second")
-    parser.add_argument("--strategies", default="cold,postcopy", help="cold is always run too, first")
+    parser.add_argument("--strategies", default="cold,delta,postcopy", help="cold is always run too, first")
     parser.add_argument("--link-rate", default="1gbit",
                         help="shape the lab links (tc) for the run; 'none' to leave them")
     parser.add_argument("--restore-link-rate", default=None,

@@ -83,7 +83,11 @@ options:
     type: path
     default: criu
   strategy:
-    description: C(cold) and C(delta) dump and send everything now; C(postcopy) sends the images without memory pages and serves those from here.
+    description:
+      - C(cold) dumps and sends everything while the pod is frozen.
+      - C(delta) first copies the memory in rounds while the pod runs (full dumps with
+        C(--leave-running), only changed blocks sent), then dumps and sends frozen what changed since.
+      - C(postcopy) sends the images without memory pages and serves those from here.
     type: str
     choices: [cold, delta, postcopy]
     default: cold
@@ -106,6 +110,13 @@ options:
   dest_host:
     description: Address of the target node.
     type: str
+  convergence:
+    description:
+      - When the copy rounds of C(delta) stop (keys C(max_rounds), C(min_rounds),
+        C(dirty_bytes_threshold), C(max_growth), C(time_budget_s); the defaults of
+        C(podmig.live.migration_plan)'s convergence rules otherwise).
+    type: dict
+    default: {}
   shell_pod:
     description:
       - The shell pod the checkpoint is for, C(namespace/name/uid). Written into each C(READY) as
@@ -162,9 +173,22 @@ source_frozen_s:
   returned: success
   type: float
 bytes_sent:
+  description: Bytes sent in all (copy rounds and the frozen phase).
+  returned: success
+  type: int
+final_bytes_sent:
   description: Bytes sent in the frozen phase.
   returned: success
   type: int
+rounds:
+  description: The copy rounds of C(delta) while the pod ran - round, dirty_bytes (changed blocks sent), bytes_sent, duration_s.
+  returned: success with strategy delta
+  type: list
+  elements: dict
+convergence:
+  description: Why the copy rounds stopped.
+  returned: success with strategy delta
+  type: str
 rolled_back:
   description: What the rollback did, per container.
   returned: on failure and with state=rolled_back
@@ -207,6 +231,7 @@ def argspec() -> dict:
         dest_dir={"type": "path"},
         dest_host={"type": "str"},
         shell_pod={"type": "str"},
+        convergence={"type": "dict", "default": {}},
     )
     return spec
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import socket
 import time
 from typing import Any
@@ -32,6 +33,7 @@ from typing import Any
 from ansible_collections.podmig.live.plugins.module_utils.checkpoint import abort_lazy_dump, take_checkpoint
 from ansible_collections.podmig.live.plugins.module_utils.command import CommandRunner, find_binary
 from ansible_collections.podmig.live.plugins.module_utils.errors import PodmigError
+from ansible_collections.podmig.live.plugins.module_utils.migration import convergence
 from ansible_collections.podmig.live.plugins.module_utils.migration.handoff import READY, Sender
 from ansible_collections.podmig.live.plugins.module_utils.procfs import cgroups
 from ansible_collections.podmig.live.plugins.module_utils.runc import RuncClient
@@ -110,6 +112,42 @@ def page_server_port(params: dict[str, Any], index: int) -> int:
     return ports[index] if ports else params["page_server_port"] + index
 
 
+def round_params(params: dict[str, Any], container: dict[str, Any], index: int, number: int) -> dict[str, Any]:
+    """container_checkpoint parameters for one copy round (delta) of one container: a full dump
+    with --leave-running into its own directory, while the pod runs on."""
+    ck = checkpoint_params(dict(params, strategy="cold"), container, index)
+    ck.update(image_dir=os.path.join(params["work_dir"], container["name"], "rounds", "r%d" % number),
+              leave_running=True, hold_frozen=False)
+    return ck
+
+
+def copy_rounds(module: Any, runner: CommandRunner, params: dict[str, Any], containers: list[dict[str, Any]],
+                sender: Sender) -> dict[str, Any]:
+    """delta: rounds of full dumps with --leave-running while the pod runs, each synced onto the
+    target's copy of the previous round, so that only the 4 KiB blocks that changed cross the link
+    (CRIU pre-dump needs soft-dirty tracking, which this kernel lacks). The rounds stop by the
+    convergence rules (convergence.py); the final dump, frozen, then sends only what changed since.
+    Every container's round is one dump each, not one consistent point: only the final dump is."""
+    rounds: list[dict[str, Any]] = []
+    while True:
+        number = len(rounds) + 1
+        start = time.monotonic()
+        dirty = sent = 0
+        for index, container in enumerate(containers):
+            ck = round_params(params, container, index, number)
+            take_checkpoint(module, runner, ck)
+            stats = sender.send(ck["image_dir"], os.path.join(params["dest_dir"], container["name"], "images"),
+                                "round %d of %s" % (number, container["name"]))
+            dirty += int(stats.get("literal_bytes", 0))
+            sent += int(stats.get("bytes_sent", 0))
+            shutil.rmtree(ck["image_dir"], ignore_errors=True)  # the target holds it now
+        rounds.append({"round": number, "dirty_bytes": dirty, "bytes_sent": sent,
+                       "duration_s": round(time.monotonic() - start, 3)})
+        state = convergence.decide(rounds, params.get("convergence"))
+        if state["stop"]:
+            return {"rounds": rounds, "convergence": state["reason"]}
+
+
 def checkpoint_params(params: dict[str, Any], container: dict[str, Any], index: int) -> dict[str, Any]:
     """container_checkpoint parameters for one container's final dump."""
     lazy = params["strategy"] == "postcopy"
@@ -184,6 +222,8 @@ def pod_handoff(module: Any, runner: CommandRunner, params: dict[str, Any]) -> d
     target = "%s@%s" % (params.get("ssh_user", "root"), params["dest_host"])
     frozen_here = None
     try:
+        if params["strategy"] == "delta":
+            result.update(copy_rounds(module, runner, params, containers, sender))
         result["frozen_at"] = time.time()
         freeze(freezer_dir, "FROZEN")
         frozen_here = freezer_dir
@@ -226,7 +266,8 @@ def pod_handoff(module: Any, runner: CommandRunner, params: dict[str, Any]) -> d
             # containerd restores these images only into the pod READY names (the shell pod)
             sender.signal(os.path.join(params["dest_dir"], container["name"]), ("pod=%s" % params["shell_pod"],))
         result["signalled_at"] = time.time()
-        result["bytes_sent"] = bytes_sent
+        result["final_bytes_sent"] = bytes_sent
+        result["bytes_sent"] = bytes_sent + sum(r["bytes_sent"] for r in result.get("rounds") or [])
     except (PodmigError, OSError) as err:
         if not isinstance(err, PodmigError):
             err = PodmigError("pod hand-off failed: %s" % err)

@@ -39,9 +39,9 @@ PORTABLE_RESOURCES = ("cpu", "memory", "ephemeral-storage")
 # Volume sources whose content is re-created by kubelet for the new pod (no state of the process).
 KUBELET_VOLUMES = ("configMap", "secret", "projected", "downwardAPI", "serviceAccountToken")
 SHARED_ACCESS_MODES = ("ReadWriteMany", "ReadOnlyMany")
-# Strategies the pod hand-off implements (pod_handoff.py). The copy rounds of delta and precopy
-# exist for runc containers (migrate_container.yml) but not yet through the containerd restore.
-POD_STRATEGIES = ("cold", "postcopy")
+# Strategies the pod hand-off implements (pod_handoff.py). precopy (CRIU pre-dump chains) exists
+# for runc containers (migrate_container.yml) but not yet through the containerd restore.
+POD_STRATEGIES = ("cold", "delta", "postcopy")
 
 
 def _meta(obj: dict[str, Any] | None) -> dict[str, Any]:

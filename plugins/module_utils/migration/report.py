@@ -143,6 +143,9 @@ def build_pod_report(inputs: dict[str, Any]) -> dict[str, Any]:
     if inputs.get("source_frozen_s") is not None:
         report["handoff_s"] = round(_num(inputs.get("source_frozen_s")), 3)
     report["bytes_sent"] = int(inputs.get("bytes_sent") or 0)
+    if inputs.get("rounds"):
+        report["rounds"] = inputs["rounds"]
+        report["convergence"] = inputs.get("convergence")
     containers = {}
     for name, entry in (inputs.get("containers") or {}).items():
         checkpoint = entry.get("checkpoint") or {}
@@ -174,6 +177,11 @@ def pod_summary(report: dict[str, Any]) -> list[str]:
         lines.append("container %s: %.1f MiB of images, %.1f MiB sent" % (
             name, (entry.get("image_bytes") or 0) / 2**20,
             (entry["images_sent_bytes"] + entry["upper_sent_bytes"]) / 2**20))
+    for entry in report.get("rounds") or []:
+        lines.append("round %d while running: %.1f MiB changed, %.1f MiB sent, %.2f s" % (
+            entry["round"], entry["dirty_bytes"] / 2**20, entry["bytes_sent"] / 2**20, entry["duration_s"]))
+    if report.get("rounds"):
+        lines.append("rounds stopped: %s" % report.get("convergence"))
     if "total_s" in report:
         lines.append("total %.2f s, %.1f MiB sent" % (report["total_s"], report.get("bytes_sent", 0) / 2**20))
     for refusal in report.get("refusals") or []:

@@ -193,3 +193,19 @@ def test_summary_of_a_failure():
 
 def test_summary_of_an_empty_report():
     assert summary({}) == ["podmig: None None -> None: ?"]
+
+
+def test_a_pod_report_lists_the_copy_rounds_of_delta_and_why_they_stopped():
+    from ansible_collections.podmig.live.plugins.module_utils.migration.report import build_pod_report, pod_summary
+
+    rounds = [{"round": 1, "dirty_bytes": 64 * 2**20, "bytes_sent": 30 * 2**20, "duration_s": 1.25},
+              {"round": 2, "dirty_bytes": 2 * 2**20, "bytes_sent": 2**20, "duration_s": 0.5}]
+    report = build_pod_report({"namespace": "default", "pod": "app", "strategy": "delta", "outcome": "migrated",
+                               "started_at": T0, "finished_at": T0 + 9, "bytes_sent": 33 * 2**20,
+                               "rounds": rounds, "convergence": "dirty set 2097152 B is below the threshold"})
+    assert report["rounds"] == rounds and report["convergence"].startswith("dirty set")
+    lines = pod_summary(report)
+    assert "round 1 while running: 64.0 MiB changed, 30.0 MiB sent, 1.25 s" in lines
+    assert "round 2 while running: 2.0 MiB changed, 1.0 MiB sent, 0.50 s" in lines
+    assert "rounds stopped: dirty set 2097152 B is below the threshold" in lines
+    assert "rounds" not in build_pod_report({"strategy": "cold", "outcome": "migrated"})

@@ -72,7 +72,7 @@ def test_a_running_bare_pod_between_ready_nodes_is_planned_with_a_working_strate
     assert result["source_node"] == "w1" and result["containers"] == ["main"]
     assert result["owner"]["kind"] == ""
     # auto takes the first pod strategy both nodes support
-    assert result["strategy"] == "postcopy" and "postcopy/cold" in result["reason"]
+    assert result["strategy"] == "postcopy" and "postcopy/delta/cold" in result["reason"]
 
 
 def test_an_unknown_pod_is_refused_by_name():
@@ -160,14 +160,18 @@ def test_criu_problems_and_an_impossible_strategy_are_refused_before_anything_is
     no_uffd = {"w1": criu_facts(soft_dirty=False), "w2": criu_facts(soft_dirty=False, uffd=False)}
     postcopy = plan_pod_migration(dict(REQUEST, strategy="postcopy"), facts(criu=no_uffd))
     assert any(r.startswith("strategy: ") and "UFFD is not supported" in r for r in postcopy["refusals"])
-    assert plan_pod_migration(REQUEST, facts(criu=no_uffd))["strategy"] == "cold"
+    assert plan_pod_migration(REQUEST, facts(criu=no_uffd))["strategy"] == "delta"
 
 
-@pytest.mark.parametrize("strategy", ["delta", "precopy"])
-def test_copy_round_strategies_are_refused_for_pods_with_the_alternative(strategy):
-    result = plan_pod_migration(dict(REQUEST, strategy=strategy), facts())
-    assert "strategy: %s is not available for pods yet: podmig moves pods with cold or postcopy" % strategy in \
+def test_precopy_is_refused_for_pods_with_the_alternatives():
+    result = plan_pod_migration(dict(REQUEST, strategy="precopy"), facts())
+    assert "strategy: precopy is not available for pods yet: podmig moves pods with cold or delta or postcopy" in \
         " ".join(result["refusals"])
+
+
+def test_delta_copy_rounds_are_planned_for_pods():
+    result = plan_pod_migration(dict(REQUEST, strategy="delta"), facts())
+    assert result["refusals"] == [] and result["strategy"] == "delta", result
 
 
 def test_every_refusal_is_reported_at_once():
