@@ -22,7 +22,7 @@ import pytest
 from support.ansible_runner import REPO, ansible_env, playbook_argv
 from test_lab import explain
 from test_zz_pod_migration import (  # noqa: F401  (api is a fixture)
-    LAB_INVENTORY, SOURCE, TARGET, api, image_named, read_ticks, tick_log, wait_ticks)
+    LAB_INVENTORY, SOURCE, TARGET, api, image_named, read_ticks, tick_log, wait_running, wait_ticks)
 
 kubernetes = pytest.importorskip("kubernetes")
 from kubernetes import client  # noqa: E402
@@ -118,7 +118,7 @@ def workload(api, name: str, memory: str = "32Mi", node: str = SOURCE) -> object
             "volumes": [{"name": "data", "emptyDir": {}}],
         },
     })
-    return wait_running(api, name)
+    return wait_running(api, name, NS, timeout=90)
 
 
 def sleeper(api, name: str, memory: str, node: str) -> object:
@@ -128,7 +128,7 @@ def sleeper(api, name: str, memory: str, node: str) -> object:
         "spec": {"nodeName": node, "terminationGracePeriodSeconds": 0, "containers": [{
             "name": "sleep", "image": image_named(api, node, "localhost/podmig/debug"), "imagePullPolicy": "Never",
             "command": ["sleep", "100000"], "resources": {"requests": {"cpu": "10m", "memory": memory}}}]}})
-    return wait_running(api, name)
+    return wait_running(api, name, NS, timeout=90)
 
 
 def deployment(api, name: str, max_unavailable: int) -> object:
@@ -158,16 +158,6 @@ def deployment(api, name: str, max_unavailable: int) -> object:
                 return pods[0]
         time.sleep(1)
     raise AssertionError("deployment %s did not run" % name)
-
-
-def wait_running(api, name: str, timeout: float = 90) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pod = api.read_namespaced_pod(name, NS)
-        if pod.status.phase == "Running" and all(s.state.running for s in pod.status.container_statuses or []):
-            return pod
-        time.sleep(1)
-    raise AssertionError("pod %s did not run: %s" % (name, api.read_namespaced_pod(name, NS).status))
 
 
 def running_of(api, app: str) -> list:

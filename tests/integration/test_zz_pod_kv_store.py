@@ -19,7 +19,7 @@ import pytest
 
 from test_lab import explain, ssh
 from test_zz_pod_migration import (NS, SOURCE, TARGET, api, container_id, delete_quietly, image_named,  # noqa: F401
-                                   migrate, pods_of, report_of)
+                                   migrate, pods_of, report_of, wait_running)
 
 KEYS = 20000
 # A minimal Redis client (RESP over TCP) run by python3 on a node: prints the value of "secret".
@@ -52,14 +52,7 @@ def redis_pod(api, name: str, node: str = SOURCE):
         },
     }
     api.create_namespaced_pod(NS, manifest)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        pod = api.read_namespaced_pod(name, NS)
-        if pod.status.phase == "Running" and pod.status.pod_ip and \
-                all(s.state.running for s in pod.status.container_statuses or []):
-            return pod
-        time.sleep(1)
-    raise AssertionError("pod %s did not run: %s" % (name, api.read_namespaced_pod(name, NS).status))
+    return wait_running(api, name)
 
 
 def redis_cli(node: str, pod, *args: str) -> str:

@@ -83,13 +83,19 @@ def workload_pod(api, name: str, mib: int = 64, rate: float = 0.1, node: str = S
         },
     }
     api.create_namespaced_pod(NS, manifest)
-    deadline = time.monotonic() + 120
+    return wait_running(api, name)
+
+
+def wait_running(api, name: str, namespace: str = NS, timeout: float = 120):
+    """The pod once it runs with every container running (its IP assigned)."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pod = api.read_namespaced_pod(name, NS)
-        if pod.status.phase == "Running" and all(s.state.running for s in pod.status.container_statuses or []):
+        pod = api.read_namespaced_pod(name, namespace)
+        if pod.status.phase == "Running" and pod.status.pod_ip and \
+                all(s.state.running for s in pod.status.container_statuses or []):
             return pod
         time.sleep(1)
-    raise AssertionError("pod %s did not run: %s" % (name, api.read_namespaced_pod(name, NS).status))
+    raise AssertionError("pod %s did not run: %s" % (name, api.read_namespaced_pod(name, namespace).status))
 
 
 def tick_log(pod) -> str:
@@ -151,7 +157,7 @@ def report_of(proc: subprocess.CompletedProcess) -> dict:
         return json.load(handle)
 
 
-@pytest.mark.parametrize("strategy", ["cold", "postcopy"])
+@pytest.mark.parametrize("strategy", ["cold", "delta", "postcopy"])
 def test_a_stateful_pod_moves_to_another_worker_and_carries_on(api, strategy):
     name = "pm-%s-%d" % (strategy, os.getpid() % 10000)
     try:
@@ -197,7 +203,7 @@ def test_a_stateful_pod_moves_to_another_worker_and_carries_on(api, strategy):
     ({"pod": "no-such-pod"}, "pod exists: pod default/no-such-pod does not exist"),
     ({"target_node": SOURCE}, "already runs on podmig-w1: choose another target node"),
     ({"target_node": "podmig-w9"}, "node podmig-w9: no such node"),
-    ({"strategy": "delta"}, "delta is not available for pods yet"),
+    ({"strategy": "precopy"}, "precopy is not available for pods yet"),
 ])
 def test_bad_requests_are_refused_before_anything_is_frozen(api, change, expect):
     name = "pm-refuse-%d" % (os.getpid() % 10000)
