@@ -18,6 +18,12 @@ CRIU_OPTION_ARGS = {
     "manage_cgroups_mode": {"type": "str", "choices": ["soft", "full", "strict", "ignore"]},
 }
 
+# The Kubernetes API (doc fragment podmig.live.kubernetes).
+KUBE_ARGS = {
+    "kubeconfig": {"type": "path"},
+    "context": {"type": "str"},
+}
+
 # Restoring on the target (doc fragment podmig.live.runtime.RESTORE).
 RESTORE_ARGS = {
     "restore_timeout": {"type": "int", "default": 300},

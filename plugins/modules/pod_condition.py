@@ -20,6 +20,8 @@ author:
   - podmig developers
 requirements:
   - kubernetes (Python client)
+extends_documentation_fragment:
+  - podmig.live.kubernetes
 options:
   namespace:
     description: Namespace of the pod.
@@ -45,12 +47,6 @@ options:
     description: A human message recorded with the condition.
     type: str
     default: ""
-  kubeconfig:
-    description: Path of the kubeconfig (the client's defaults when omitted).
-    type: path
-  context:
-    description: Context in the kubeconfig.
-    type: str
 attributes:
   check_mode:
     support: full
@@ -80,6 +76,8 @@ import datetime
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.podmig.live.plugins.module_utils.args_common import KUBE_ARGS
+
 try:
     from kubernetes import client, config
     from kubernetes.client.rest import ApiException
@@ -96,8 +94,7 @@ def argspec() -> dict:
         "status": {"type": "bool", "default": True},
         "reason": {"type": "str", "default": "PodmigRestored"},
         "message": {"type": "str", "default": ""},
-        "kubeconfig": {"type": "path"},
-        "context": {"type": "str"},
+        **KUBE_ARGS,
     }
 
 

@@ -22,6 +22,8 @@ author:
   - podmig developers
 requirements:
   - kubernetes (Python client)
+extends_documentation_fragment:
+  - podmig.live.kubernetes
 options:
   pods:
     description: The pods to evict.
@@ -52,12 +54,6 @@ options:
     description: Seconds between two attempts while a disruption budget refuses.
     type: int
     default: 5
-  kubeconfig:
-    description: Path of the kubeconfig (the client's defaults when omitted).
-    type: path
-  context:
-    description: Context in the kubeconfig.
-    type: str
 attributes:
   check_mode:
     support: full
@@ -118,6 +114,8 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.podmig.live.plugins.module_utils.args_common import KUBE_ARGS
+
 try:
     from kubernetes import client, config
     from kubernetes.client.rest import ApiException
@@ -137,8 +135,7 @@ def argspec() -> dict:
         "wait": {"type": "bool", "default": True},
         "wait_timeout": {"type": "int", "default": 300},
         "retry_delay": {"type": "int", "default": 5},
-        "kubeconfig": {"type": "path"},
-        "context": {"type": "str"},
+        **KUBE_ARGS,
     }
 
 
