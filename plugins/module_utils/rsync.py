@@ -119,9 +119,10 @@ def transfer_argv(
         "--no-whole-file",
         # Never skip a file by size and mtime: a dump taken within the same second as the previous
         # round's, with the same sizes, would keep the previous round's pages at the destination
-        # (seen: a pod restored with a counter from the last copy round). The delta algorithm still
-        # sends only the blocks that changed.
-        "--ignore-times",
+        # (seen: a pod restored with a counter from the last copy round). --checksum compares the
+        # contents instead (identical files are still skipped, so a rerun or --dry-run reports no
+        # change); the delta algorithm still sends only the blocks that changed.
+        "--checksum",
         "--block-size=%d" % block_size,
         "--stats",
         "--timeout=%d" % io_timeout,
