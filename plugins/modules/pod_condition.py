@@ -74,16 +74,11 @@ conditions:
 
 import datetime
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.podmig.live.plugins.module_utils.args_common import KUBE_ARGS
+from ansible_collections.podmig.live.plugins.module_utils.kube import ApiException, core_api
 
-try:
-    from kubernetes import client, config
-    from kubernetes.client.rest import ApiException
-    HAS_KUBERNETES = True
-except ImportError:  # pragma: no cover - reported by the module
-    HAS_KUBERNETES = False
 
 
 def argspec() -> dict:
@@ -113,12 +108,9 @@ def needs_change(conditions: list[dict], wanted: dict) -> bool:
 
 def main() -> None:
     module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"))
     params = module.params
+    api = core_api(module)
     try:
-        config.load_kube_config(config_file=params["kubeconfig"], context=params["context"])
-        api = client.CoreV1Api()
         pod = api.read_namespaced_pod_status(params["name"], params["namespace"])
         conditions = [api.api_client.sanitize_for_serialization(c) for c in pod.status.conditions or []]
         wanted = wanted_condition(params, datetime.datetime.now(datetime.timezone.utc))
@@ -134,7 +126,7 @@ def main() -> None:
     except ApiException as exc:
         module.fail_json(msg="pod %s/%s: %s %s" % (params["namespace"], params["name"], exc.status, exc.reason),
                          body=exc.body)
-    except (OSError, config.ConfigException) as exc:
+    except OSError as exc:
         module.fail_json(msg="cannot reach the cluster: %s" % exc)
 
 

@@ -112,16 +112,11 @@ import json
 import re
 import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.podmig.live.plugins.module_utils.args_common import KUBE_ARGS
+from ansible_collections.podmig.live.plugins.module_utils.kube import ApiException, client, core_api
 
-try:
-    from kubernetes import client, config
-    from kubernetes.client.rest import ApiException
-    HAS_KUBERNETES = True
-except ImportError:  # pragma: no cover - reported by the module
-    HAS_KUBERNETES = False
 
 PDB_NAME = re.compile(r"disruption budget (\S+)")
 
@@ -236,15 +231,12 @@ class Evictor:
 
 def main() -> None:
     module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"))
-    params = module.params
+    api = core_api(module)
     try:
-        config.load_kube_config(config_file=params["kubeconfig"], context=params["context"])
-        results = Evictor(module, client.CoreV1Api()).run()
+        results = Evictor(module, api).run()
     except ApiException as exc:
         module.fail_json(msg="eviction: %s %s" % (exc.status, exc.reason), body=exc.body)
-    except (OSError, config.ConfigException) as exc:
+    except OSError as exc:
         module.fail_json(msg="cannot reach the cluster: %s" % exc)
     changed = any(r["outcome"] in ("evicted", "terminating", "would_evict") for r in results)
     module.exit_json(changed=changed, pods=results, blocked=sum(r["outcome"] == "blocked" for r in results))
