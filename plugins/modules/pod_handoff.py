@@ -18,8 +18,10 @@ description:
     target's C(criu lazy-pages) daemons for C(postcopy), and drops C(READY) for each container last.
   - With I(state=rolled_back), resumes the containers of a pod held frozen by an earlier hand-off
     (the rollback after a failed restore on the target).
-  - One module, so that no Ansible round trip lengthens the pause. On any failure every container is
-    resumed before the error returns.
+  - One module, so that no Ansible round trip lengthens the pause. On a failure before the first
+    C(READY) every container is resumed before the error returns. After a C(READY) was given the
+    target may be restoring already, so the pod stays frozen (C(held_frozen) in the result); fence
+    the target with M(podmig.live.pod_fence), then resume with I(state=rolled_back).
 author:
   - podmig developers
 extends_documentation_fragment:
@@ -133,6 +135,7 @@ attributes:
     support: none
 seealso:
   - module: podmig.live.migration_handoff
+  - module: podmig.live.pod_fence
 """
 
 EXAMPLES = r"""
@@ -191,7 +194,20 @@ convergence:
   type: str
 rolled_back:
   description: What the rollback did, per container.
-  returned: on failure and with state=rolled_back
+  returned: on failure before the first READY and with state=rolled_back
+  type: list
+  elements: str
+resumed_at:
+  description: Epoch seconds when the rollback had resumed the containers.
+  returned: with state=rolled_back
+  type: float
+held_frozen:
+  description: The hand-off failed after a READY was given; the pod is still held frozen.
+  returned: on such a failure
+  type: bool
+signalled:
+  description: The containers whose READY had been given when the hand-off failed.
+  returned: on a failure with held_frozen
   type: list
   elements: str
 """

@@ -17,8 +17,9 @@ The pod's emptyDir volumes are copied into the new pod's own volume directories 
 caller) before READY: the restored processes find the files they hold open.
 
 For post-copy, the target's `criu lazy-pages` daemon is started (over the same SSH connection)
-before READY, so that the restore finds it. On any failure every container is resumed here before
-the error is returned.
+before READY, so that the restore finds it. On a failure before the first READY every container is
+resumed here before the error is returned; after it, the pod stays held frozen (``held_frozen``):
+the target may be restoring already, so the caller fences the target (pod_fence) and then resumes.
 """
 
 from __future__ import annotations
@@ -221,6 +222,7 @@ def pod_handoff(module: Any, runner: CommandRunner, params: dict[str, Any]) -> d
         result["warnings"] = ["no shared SSH connection (%s): each send connects on its own" % sender.master_error]
     target = "%s@%s" % (params.get("ssh_user", "root"), params["dest_host"])
     frozen_here = None
+    signalled: list[str] = []
     try:
         if params["strategy"] == "delta":
             result.update(copy_rounds(module, runner, params, containers, sender))
@@ -265,12 +267,22 @@ def pod_handoff(module: Any, runner: CommandRunner, params: dict[str, Any]) -> d
         for container in containers:
             # containerd restores these images only into the pod READY names (the shell pod)
             sender.signal(os.path.join(params["dest_dir"], container["name"]), ("pod=%s" % params["shell_pod"],))
+            signalled.append(container["name"])
         result["signalled_at"] = time.time()
         result["final_bytes_sent"] = bytes_sent
         result["bytes_sent"] = bytes_sent + sum(r["bytes_sent"] for r in result.get("rounds") or [])
     except (PodmigError, OSError) as err:
         if not isinstance(err, PodmigError):
             err = PodmigError("pod hand-off failed: %s" % err)
+        if signalled:
+            # The target may be restoring what READY released already: resuming here could run the
+            # pod twice. It stays held frozen; the caller fences the target first (pod_fence), then
+            # resumes it (state=rolled_back).
+            err.details.update(held_frozen=True, signalled=signalled)
+            err.msg += " (READY was given for %s: the pod stays frozen until the target is fenced)" % (
+                ", ".join(signalled))
+            err.args = (err.msg,)
+            raise err from None
         try:
             err.details["rolled_back"] = rollback(module, runner, params, frozen_here)
         except PodmigError as rb_err:
@@ -285,4 +297,5 @@ def pod_handoff(module: Any, runner: CommandRunner, params: dict[str, Any]) -> d
 
 def pod_rollback(module: Any, runner: CommandRunner, params: dict[str, Any]) -> dict[str, Any]:
     """Resume a pod held frozen by pod_handoff (the playbook's rollback after a failed restore)."""
-    return {"changed": True, "rolled_back": rollback(module, runner, params, None)}
+    done = rollback(module, runner, params, None)
+    return {"changed": True, "rolled_back": done, "resumed_at": time.time()}

@@ -94,3 +94,85 @@ def test_free_ports_refuses_when_none_is_left():
         busy = held.getsockname()[1]
         with pytest.raises(PodmigError, match="no 1 free page-server port"):
             free_ports("127.0.0.1", busy, 1, limit=1)
+
+
+class FakeRunc:
+    """runc as the hand-off sees it: two running containers that pause and resume."""
+
+    status: dict = {}
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def require(self, cid, states):
+        return {"status": self.status[cid], "pid": 100 + len(cid)}
+
+    def state(self, cid):
+        return {"status": self.status[cid]}
+
+    def pause(self, cid):
+        self.status[cid] = "paused"
+
+    def resume(self, cid):
+        self.status[cid] = "running"
+
+
+class FakeSender:
+    """The transfer to the target; fails at the step named by ``fail``."""
+
+    fail = None
+
+    def __init__(self, module, runner, params):
+        self.ssh, self.master_error, self.signalled = ["ssh"], None, []
+
+    def open(self):
+        pass
+
+    def close(self):
+        pass
+
+    def send(self, src, dest, what, **kwargs):
+        if FakeSender.fail == "send":
+            raise PodmigError("sending %s failed" % what)
+        return {"bytes_sent": 10}
+
+    def signal(self, dest, lines=()):
+        if FakeSender.fail == "second signal" and self.signalled:
+            raise PodmigError("signalling %s failed" % dest)
+        self.signalled.append(dest)
+
+
+@pytest.fixture
+def handoff_with_fakes(monkeypatch):
+    from ansible_collections.podmig.live.plugins.module_utils.migration import pod_handoff as ph
+    monkeypatch.setattr(ph, "RuncClient", FakeRunc)
+    monkeypatch.setattr(ph, "Sender", FakeSender)
+    monkeypatch.setattr(ph, "find_binary", lambda *a, **k: "runc")
+    monkeypatch.setattr(ph, "freeze", lambda path, state, timeout=10.0: None)
+    monkeypatch.setattr(ph, "take_checkpoint", lambda module, runner, ck: {"image_bytes": 1})
+
+    class Module:
+        check_mode = False
+
+    params = {"containers": [{"name": "a", "id": "id-a"}, {"name": "b", "id": "id-b"}], "strategy": "cold",
+              "runtime_root": "/run/x", "work_dir": "/tmp/w", "dest_dir": "/in/m1", "dest_host": "10.0.0.2",
+              "shell_pod": "default/app-mig/uid", "pod_freezer": "/cg/freezer/kubepods/podX", "volumes": []}
+    FakeRunc.status = {"id-a": "running", "id-b": "running"}
+    return lambda: ph.pod_handoff(Module(), None, params)
+
+
+def test_a_failure_before_any_ready_resumes_the_pod_at_once(handoff_with_fakes):
+    FakeSender.fail = "send"
+    with pytest.raises(PodmigError, match="sending the images of a failed") as err:
+        handoff_with_fakes()
+    assert FakeRunc.status == {"id-a": "running", "id-b": "running"}
+    assert err.value.details["rolled_back"] == ["a: resumed", "b: resumed"] and "held_frozen" not in err.value.details
+
+
+def test_a_failure_after_a_ready_keeps_the_pod_frozen_for_the_fence(handoff_with_fakes):
+    FakeSender.fail = "second signal"
+    with pytest.raises(PodmigError, match="READY was given for a: the pod stays frozen") as err:
+        handoff_with_fakes()
+    assert FakeRunc.status == {"id-a": "paused", "id-b": "paused"}
+    assert err.value.details["held_frozen"] is True and err.value.details["signalled"] == ["a"]
+    assert "rolled_back" not in err.value.details
