@@ -305,14 +305,14 @@ def test_the_targets_kubelet_killed_mid_restore_loses_nothing(api):
             assert pod.metadata.name == name
             assert "podmig.live/migration" not in (pod.metadata.annotations or {})
             # Seen here: containerd's StartContainer failed when kubelet went, but the task CRIU had
-            # restored kept running (CRI state EXITED, "cannot delete running task"). Deleting the
-            # shell pod must not leave it behind: no workload process of this test on the target.
-            deadline = time.monotonic() + 30
-            while set(ssh(TARGET, workloads).stdout.split()) - on_target_before:
-                assert time.monotonic() < deadline, "a restored copy was left running on %s: %s" % (
-                    TARGET, ssh(TARGET, "ps -o pid,args -p %s" % ",".join(
-                        set(ssh(TARGET, workloads).stdout.split()) - on_target_before), check=False).stdout)
-                time.sleep(1)
+            # restored kept running (CRI state EXITED, "cannot delete running task"). The rollback
+            # fences the target before it resumes the source: no workload process of this test is
+            # left there once the playbook is done.
+            assert report["rollback"]["target_fenced"] is True, report["rollback"]
+            assert report["rollback"]["confirmed_at"] < report["rollback"]["resumed_at"], report["rollback"]
+            left = set(ssh(TARGET, workloads).stdout.split()) - on_target_before
+            assert not left, "a restored copy was left running on %s: %s" % (
+                TARGET, ssh(TARGET, "ps -o pid,args -p %s" % ",".join(left), check=False).stdout)
         else:
             assert pod.metadata.name == report["shell_pod"]
         print("\nkubelet killed on the target %.2f s after the freeze: %s (%s)" % (
@@ -323,6 +323,77 @@ def test_the_targets_kubelet_killed_mid_restore_loses_nothing(api):
     finally:
         ssh(TARGET, "kill $(cat %s.pid) 2>/dev/null; rm -f %s.pid %s.done; systemctl start kubelet"
             % (killer, killer, killer), check=False)
+        delete_quietly(api, name)
+
+
+def node_gated_pod(api, name: str, node: str = SOURCE, mib: int = 32):
+    """The workload, and beside it a container that is ready only on ``node`` (its config names the node).
+
+    A realistic way for a restored pod to never get ready on the target: a readiness probe that
+    depends on the node (here the downward API's spec.nodeName, fixed in the container's env).
+    """
+    api.create_namespaced_pod(NS, {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {"nodeName": node, "terminationGracePeriodSeconds": 1, "containers": [
+            {"name": "app", "image": image_named(api, node, "localhost/podmig/workload"), "imagePullPolicy": "Never",
+             "args": ["-m", str(mib), "-r", "0.1", "-t", "10", "-l", "/data/tick.log"],
+             "volumeMounts": [{"name": "data", "mountPath": "/data"}]},
+            {"name": "gate", "image": image_named(api, node, "localhost/podmig/debug"), "imagePullPolicy": "Never",
+             "command": ["/bin/sleep", "100000"],
+             "env": [{"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+             "readinessProbe": {"exec": {"command": ["/bin/sh", "-c", '[ "$NODE" = %s ]' % node]},
+                                "periodSeconds": 1, "failureThreshold": 1}}],
+            "volumes": [{"name": "data", "emptyDir": {}}]}})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        pod = api.read_namespaced_pod(name, NS)
+        if any(c.type == "ContainersReady" and c.status == "True" for c in pod.status.conditions or []):
+            return pod
+        time.sleep(1)
+    raise AssertionError("pod %s did not get ready: %s" % (name, api.read_namespaced_pod(name, NS).status))
+
+
+def test_a_restored_copy_that_never_gets_ready_is_gone_before_the_source_resumes(api):
+    """The restore works but the shell pod never gets ready: the migration rolls back, never two copies.
+
+    A watcher on the target notes, every 20 ms, the last moment a restored workload process exists
+    there; the source's own tick log says when it ran again. The copy on the target must be gone
+    before the source's first tick after the freeze, and the rollback's report must say it fenced
+    the target (pod_fence) before it resumed the source.
+    """
+    name = "pm-unready-%d" % (os.getpid() % 10000)
+    watch = "/run/podmig-test-copy-watch"
+    try:
+        source = node_gated_pod(api, name)
+        before = wait_ticks(SOURCE, tick_log(source), 50)
+        ssh(TARGET, "rm -f %(w)s.seen; pgrep -x podmig-workload > %(w)s.before || true; "
+                    "nohup sh -c 'while :; do pgrep -x podmig-workload | grep -qvxF -f %(w)s.before "
+                    "&& date +%%s.%%N > %(w)s.seen; sleep 0.02; done' >/dev/null 2>&1 </dev/null & "
+                    "echo $! > %(w)s.pid" % {"w": watch})
+        proc = migrate(pod=name, target_node=TARGET, strategy="cold", podmig_restore_timeout=15)
+        report = report_of(proc)
+        assert report["outcome"] == "rolled_back" and proc.returncode != 0, explain(proc)
+        assert "ContainersReady" in report["error"] or "imed out" in report["error"], report["error"]
+        last_seen = ssh(TARGET, "cat %s.seen 2>/dev/null || true" % watch).stdout.strip()
+        assert last_seen, "no restored copy ever ran on the target: the case was not exercised\n" + explain(proc)
+        rollback = report["rollback"]
+        assert rollback["target_fenced"] is True and rollback["consumed"] == ["app", "gate"], rollback
+        assert rollback["confirmed_at"] < rollback["resumed_at"], rollback
+        running = pods_of(api, name)
+        assert [(p.metadata.name, p.spec.node_name) for p in running] == [(name, SOURCE)]
+        after = wait_ticks(SOURCE, tick_log(running[0]), before["ticks"] + 200)
+        assert after["starts"] == 1 and after["counter_resets"] == [], after
+        ran_again = after["gap_from"] + after["max_gap_s"]
+        assert after["gap_from"] <= report["frozen_at"] + 0.25, (after, report["frozen_at"])
+        # the one check that matters: the target's copy was gone before the source ticked again
+        assert float(last_seen) < ran_again, (float(last_seen), ran_again, rollback)
+        assert verify_memory(SOURCE, running[0], tick_log(running[0]))["ok"]
+        print("\nunready shell: the target's copy last seen %.2f s before the source ran again "
+              "(fence %.2f s, %d killed); source paused %.2f s" % (
+                  ran_again - float(last_seen), rollback.get("waited_s", 0), len(rollback.get("killed", [])),
+                  after["max_gap_s"]))
+    finally:
+        ssh(TARGET, "kill $(cat %s.pid) 2>/dev/null; rm -f %s.pid %s.seen %s.before" % ((watch,) * 4), check=False)
         delete_quietly(api, name)
 
 

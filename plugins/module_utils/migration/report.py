@@ -117,7 +117,8 @@ def build_pod_report(inputs: dict[str, Any]) -> dict[str, Any]:
 
     inputs: namespace, pod, shell_pod, migration_id, source_node, target_node, strategy, reason, outcome,
     error, refusals, started_at, finished_at, frozen_at (pod_handoff), restored_at (when the shell's
-    containers ran), source_frozen_s, bytes_sent, containers (pod_handoff's per-container results).
+    containers ran), source_frozen_s, bytes_sent, containers (pod_handoff's per-container results),
+    fence (pod_fence's result on the target) and rolled_back (pod_handoff state=rolled_back's result).
     """
     report = {key: inputs.get(key) for key in ("namespace", "pod", "shell_pod", "migration_id", "source_node",
                                                "target_node", "strategy", "reason")}
@@ -157,9 +158,31 @@ def build_pod_report(inputs: dict[str, Any]) -> dict[str, Any]:
             "upper_sent_bytes": int((entry.get("upper_sent") or {}).get("bytes_sent", 0)),
         }
     report["containers"] = containers
+    rollback = pod_rollback_report(inputs.get("fence"), inputs.get("rolled_back"))
+    if rollback:
+        report["rollback"] = rollback
     if inputs.get("observed"):
         report["observed"] = inputs["observed"]
     return report
+
+
+def pod_rollback_report(fence: dict[str, Any] | None, rolled_back: dict[str, Any] | None) -> dict[str, Any]:
+    """What a rollback did: the target's fence (pod_fence's result) and the source's resume."""
+    out: dict[str, Any] = {}
+    if fence:
+        out["target_fenced"] = bool(fence.get("clean"))
+        for key in ("confirmed_at", "killed", "withdrawn", "consumed", "processes_left", "waited_s"):
+            if fence.get(key) is not None:
+                out[key] = fence[key]
+        if not fence.get("clean"):
+            out["fence_error"] = fence.get("msg") or "the fence did not run to its end"
+    if rolled_back:
+        out["source"] = rolled_back.get("rolled_back") or []
+        if rolled_back.get("resumed_at"):
+            out["resumed_at"] = rolled_back["resumed_at"]
+        if rolled_back.get("failed"):
+            out["resume_error"] = rolled_back.get("msg")
+    return out
 
 
 def pod_summary(report: dict[str, Any]) -> list[str]:
@@ -184,6 +207,17 @@ def pod_summary(report: dict[str, Any]) -> list[str]:
         lines.append("rounds stopped: %s" % report.get("convergence"))
     if "total_s" in report:
         lines.append("total %.2f s, %.1f MiB sent" % (report["total_s"], report.get("bytes_sent", 0) / 2**20))
+    rollback = report.get("rollback") or {}
+    if "target_fenced" in rollback:
+        if rollback["target_fenced"]:
+            lines.append("rollback: no copy ran on %s when the source resumed%s" % (
+                report.get("target_node"), " (%d left-over processes killed)" % len(rollback["killed"])
+                if rollback.get("killed") else ""))
+        else:
+            lines.append("rollback: WARNING - %s was not seen free of a restored copy before the source resumed: %s"
+                         % (report.get("target_node"), rollback.get("fence_error")))
+    if rollback.get("source"):
+        lines.append("rollback: %s" % ", ".join(rollback["source"]))
     for refusal in report.get("refusals") or []:
         lines.append("refused: %s" % refusal)
     if report.get("error"):

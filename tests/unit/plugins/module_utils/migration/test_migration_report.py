@@ -209,3 +209,30 @@ def test_a_pod_report_lists_the_copy_rounds_of_delta_and_why_they_stopped():
     assert "round 2 while running: 2.0 MiB changed, 1.0 MiB sent, 0.50 s" in lines
     assert "rounds stopped: dirty set 2097152 B is below the threshold" in lines
     assert "rounds" not in build_pod_report({"strategy": "cold", "outcome": "migrated"})
+
+
+def test_a_pod_rollback_reports_the_fence_before_the_resume():
+    from ansible_collections.podmig.live.plugins.module_utils.migration.report import build_pod_report, pod_summary
+
+    fence = {"changed": True, "clean": True, "confirmed_at": T0 + 3.0, "killed": [4242], "withdrawn": [],
+             "consumed": ["app"], "processes_left": [], "waited_s": 2.5}
+    report = build_pod_report({"namespace": "default", "pod": "app", "target_node": "w2", "outcome": "rolled_back",
+                               "fence": fence, "rolled_back": {"rolled_back": ["app: resumed"], "resumed_at": T0 + 4}})
+    assert report["rollback"] == {"target_fenced": True, "confirmed_at": T0 + 3.0, "killed": [4242], "withdrawn": [],
+                                  "consumed": ["app"], "processes_left": [], "waited_s": 2.5,
+                                  "source": ["app: resumed"], "resumed_at": T0 + 4}
+    lines = pod_summary(report)
+    assert "rollback: no copy ran on w2 when the source resumed (1 left-over processes killed)" in lines
+    assert "rollback: app: resumed" in lines
+
+
+def test_a_fence_that_could_not_confirm_the_target_is_a_warning():
+    from ansible_collections.podmig.live.plugins.module_utils.migration.report import build_pod_report, pod_summary
+
+    report = build_pod_report({"target_node": "w2", "outcome": "rolled_back",
+                               "fence": {"unreachable": True, "msg": "ssh: connect to host w2: No route"},
+                               "rolled_back": {"rolled_back": ["app: resumed"]}})
+    assert report["rollback"]["target_fenced"] is False
+    assert report["rollback"]["fence_error"] == "ssh: connect to host w2: No route"
+    assert any(line.startswith("rollback: WARNING - w2 was not seen free") for line in pod_summary(report))
+    assert "rollback" not in build_pod_report({"outcome": "migrated"})
