@@ -72,6 +72,11 @@ def podmig_pod_container_entry(item):
     return entry
 
 
+def podmig_pod_container_states(status):
+    """{{ pod.status | podmig.live.pod_container_states }} -> 'app: running, ready, 0 restarts; ...'."""
+    return report.pod_container_states(dict(status or {}))
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -85,4 +90,5 @@ class FilterModule:
             "pod_migration_summary": podmig_pod_migration_summary,
             "check_line": podmig_check_line,
             "pod_container_entry": podmig_pod_container_entry,
+            "pod_container_states": podmig_pod_container_states,
         }

@@ -223,3 +223,16 @@ def pod_summary(report: dict[str, Any]) -> list[str]:
     if report.get("error"):
         lines.append("error: %s" % report["error"])
     return lines
+
+
+def pod_container_states(status: dict[str, Any] | None) -> str:
+    """What each container of a pod does, from the pod's status: 'app: running, ready; gate: running, not ready'."""
+    parts = []
+    for entry in (status or {}).get("containerStatuses") or []:
+        state = entry.get("state") or {}
+        what = next(iter(state), "unknown")
+        detail = (state.get(what) or {}).get("reason")
+        parts.append("%s: %s%s, %s, %d restarts" % (
+            entry.get("name"), what, " (%s)" % detail if detail else "",
+            "ready" if entry.get("ready") else "not ready", int(entry.get("restartCount") or 0)))
+    return "; ".join(parts) if parts else "no container status yet"

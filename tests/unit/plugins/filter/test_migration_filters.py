@@ -19,7 +19,8 @@ def filters():
 def test_filter_names(filters):
     assert set(filters) == {"convergence", "migration_report", "migration_summary", "pod_migration_plan",
                             "pod_shell_manifest", "pod_migration_id", "pod_migration_report",
-                            "pod_migration_summary", "check_line", "pod_container_entry"}
+                            "pod_migration_summary", "check_line", "pod_container_entry",
+                            "pod_container_states"}
     assert all(callable(f) for f in filters.values())
 
 
@@ -90,3 +91,14 @@ def test_pod_report_and_small_filters():
     assert filters["check_line"]({"ok": False, "name": "pod running", "detail": "Pending"}) == "NO   pod running: Pending"
     assert filters["pod_container_entry"](("c", "id1", {"upperdir": "/u"})) == {"name": "c", "id": "id1", "upperdir": "/u"}
     assert filters["pod_container_entry"](("c", "id1", None)) == {"name": "c", "id": "id1"}
+
+
+def test_pod_container_states_say_what_each_container_does(filters):
+    status = {"containerStatuses": [
+        {"name": "app", "ready": True, "restartCount": 0, "state": {"running": {"startedAt": "t"}}},
+        {"name": "gate", "ready": False, "restartCount": 0, "state": {"running": {}}},
+        {"name": "side", "ready": False, "restartCount": 2, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}
+    assert filters["pod_container_states"](status) == (
+        "app: running, ready, 0 restarts; gate: running, not ready, 0 restarts; "
+        "side: waiting (CrashLoopBackOff), not ready, 2 restarts")
+    assert filters["pod_container_states"](None) == "no container status yet"
