@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import time
 
@@ -118,6 +119,25 @@ def wait_ticks(node: str, path: str, at_least: int, timeout: float = 60) -> dict
 
 def container_id(pod) -> str:
     return re.sub("^[a-z]+://", "", pod.status.container_statuses[0].container_id)
+
+
+class NodeWatcher:
+    """A shell loop of a test, run in the background on a node; its files are /run/<name>.*.
+
+    ``{b}`` in ``loop`` and ``setup`` stands for that path prefix. It runs until stop() (by its pid).
+    """
+
+    def __init__(self, node: str, name: str, loop: str, setup: str = "") -> None:
+        self.node, self.base = node, "/run/" + name
+        ssh(node, "rm -f {b}.*; %s nohup sh -c %s >/dev/null 2>&1 </dev/null & echo $! > {b}.pid".format(
+            b=self.base) % (setup.format(b=self.base), shlex.quote(loop.format(b=self.base))))
+
+    def read(self, suffix: str) -> str:
+        return ssh(self.node, "cat %s.%s 2>/dev/null || true" % (self.base, suffix)).stdout.strip()
+
+    def stop(self, then: str = "") -> None:
+        ssh(self.node, "kill $(cat {b}.pid) 2>/dev/null; rm -f {b}.*; {then}".format(b=self.base, then=then),
+            check=False)
 
 
 def verify_memory(node: str, pod, path: str) -> dict:
@@ -272,19 +292,18 @@ def test_the_targets_kubelet_killed_mid_restore_loses_nothing(api):
     workload's counter goes on from where it was.
     """
     name = "pm-kubelet-%d" % (os.getpid() % 10000)
-    killer = "/run/podmig-test-kubelet-killer"
     workloads = "pgrep -x podmig-workload || true"
+    killer = None
     try:
         source = workload_pod(api, name, mib=32)
         before = wait_ticks(SOURCE, tick_log(source), 50)
         on_target_before = set(ssh(TARGET, workloads).stdout.split())
         # On the target: wait (up to 3 min) for this pod's READY marker, then kill kubelet at once.
-        ssh(TARGET, "rm -f %(k)s.done; nohup sh -c 'for i in $(seq 3600); do "
-                    "if ls /var/lib/podmig/in/*/app/READY >/dev/null 2>&1; then "
-                    "systemctl kill --signal=KILL kubelet; date +%%s.%%N > %(k)s.done; exit 0; fi; sleep 0.05; done' "
-                    ">/dev/null 2>&1 </dev/null & echo $! > %(k)s.pid" % {"k": killer})
+        killer = NodeWatcher(TARGET, "podmig-test-kubelet-killer",
+                             "for i in $(seq 3600); do if ls /var/lib/podmig/in/*/app/READY >/dev/null 2>&1; then "
+                             "systemctl kill --signal=KILL kubelet; date +%s.%N > {b}.done; exit 0; fi; sleep 0.05; done")
         proc = migrate(pod=name, target_node=TARGET, strategy="cold", podmig_restore_timeout=60)
-        killed = ssh(TARGET, "cat %s.done 2>/dev/null || true" % killer).stdout.strip()
+        killed = killer.read("done")
         assert killed, "the watcher never saw READY: the fault was not injected\n" + explain(proc)
         report = report_of(proc)
         assert report["outcome"] in ("rolled_back", "migrated"), report
@@ -321,8 +340,9 @@ def test_the_targets_kubelet_killed_mid_restore_loses_nothing(api):
         assert after["starts"] == 1 and after["counter_resets"] == [], after
         assert verify_memory(node, pod, tick_log(pod))["ok"]
     finally:
-        ssh(TARGET, "kill $(cat %s.pid) 2>/dev/null; rm -f %s.pid %s.done; systemctl start kubelet"
-            % (killer, killer, killer), check=False)
+        if killer:
+            killer.stop()
+        ssh(TARGET, "systemctl start kubelet", check=False)
         delete_quietly(api, name)
 
 
@@ -337,18 +357,19 @@ def test_kubelet_killed_while_runc_restores_leaves_no_restored_process(api):
     kubelet is even back (systemd restarts it after 5 s) and long before the rollback's fence.
     """
     name = "pm-restoring-%d" % (os.getpid() % 10000)
-    w = "/run/podmig-test-restoring"
+    watch = None
     try:
         source = workload_pod(api, name, mib=256)
         before = wait_ticks(SOURCE, tick_log(source), 50)
-        ssh(TARGET, "rm -f %(w)s.*; pgrep -x podmig-workload > %(w)s.before || true; "
-                    "nohup sh -c 'while :; do for p in $(pgrep -x podmig-workload); do grep -qx $p %(w)s.before "
-                    "|| echo $p $(date +%%s.%%N) >> %(w)s.seen; done; "
-                    "if [ ! -e %(w)s.killed ] && pgrep -f \"[r]unc .*k8s.io.* restore \" >/dev/null; then "
-                    "systemctl kill --signal=KILL kubelet; date +%%s.%%N > %(w)s.killed; fi; sleep 0.02; done' "
-                    ">/dev/null 2>&1 </dev/null & echo $! > %(w)s.pid" % {"w": w})
+        # Every 20 ms: each new workload pid and when it was seen; kubelet killed once runc restores.
+        watch = NodeWatcher(TARGET, "podmig-test-restoring",
+                            "while :; do for p in $(pgrep -x podmig-workload); do grep -qx $p {b}.before "
+                            "|| echo $p $(date +%s.%N) >> {b}.seen; done; "
+                            "if [ ! -e {b}.killed ] && pgrep -f '[r]unc .*k8s.io.* restore ' >/dev/null; then "
+                            "systemctl kill --signal=KILL kubelet; date +%s.%N > {b}.killed; fi; sleep 0.02; done",
+                            setup="pgrep -x podmig-workload > {b}.before || true;")
         proc = migrate(pod=name, target_node=TARGET, strategy="cold", podmig_restore_timeout=60)
-        killed = ssh(TARGET, "cat %s.killed 2>/dev/null || true" % w).stdout.strip()
+        killed = watch.read("killed")
         assert killed, "the watcher never saw runc restore: the fault was not injected\n" + explain(proc)
         killed_at = float(killed)
         report = report_of(proc)
@@ -356,7 +377,7 @@ def test_kubelet_killed_while_runc_restores_leaves_no_restored_process(api):
                   % int(killed_at - 30)).stdout
         assert report["outcome"] == "rolled_back", (report, log[-3000:])
         seen: dict[str, list[float]] = {}
-        for line in ssh(TARGET, "cat %s.seen 2>/dev/null || true" % w).stdout.split("\n"):
+        for line in watch.read("seen").split("\n"):
             if line.strip():
                 pid, at = line.split()
                 seen.setdefault(pid, []).append(float(at))
@@ -372,7 +393,9 @@ def test_kubelet_killed_while_runc_restores_leaves_no_restored_process(api):
         print("\nkubelet killed while runc restored: restored pid(s) gone %s s after the kill" % (
             ", ".join("%.2f" % (last - killed_at) for _first, last in restored.values())))
     finally:
-        ssh(TARGET, "kill $(cat %s.pid) 2>/dev/null; rm -f %s.*; systemctl start kubelet" % (w, w), check=False)
+        if watch:
+            watch.stop()
+        ssh(TARGET, "systemctl start kubelet", check=False)
         delete_quietly(api, name)
 
 
@@ -412,20 +435,21 @@ def test_a_restored_copy_that_never_gets_ready_is_gone_before_the_source_resumes
     the target (pod_fence) before it resumed the source.
     """
     name = "pm-unready-%d" % (os.getpid() % 10000)
-    watch = "/run/podmig-test-copy-watch"
+    watch = None
     try:
         source = node_gated_pod(api, name)
         before = wait_ticks(SOURCE, tick_log(source), 50)
-        ssh(TARGET, "rm -f %(w)s.seen; pgrep -x podmig-workload > %(w)s.before || true; "
-                    "nohup sh -c 'while :; do pgrep -x podmig-workload | grep -qvxF -f %(w)s.before "
-                    "&& date +%%s.%%N > %(w)s.seen; sleep 0.02; done' >/dev/null 2>&1 </dev/null & "
-                    "echo $! > %(w)s.pid" % {"w": watch})
+        # Every 20 ms: the last moment a workload process that was not there before exists on the target.
+        watch = NodeWatcher(TARGET, "podmig-test-copy-watch",
+                            "while :; do pgrep -x podmig-workload | grep -qvxF -f {b}.before "
+                            "&& date +%s.%N > {b}.seen; sleep 0.02; done",
+                            setup="pgrep -x podmig-workload > {b}.before || true;")
         proc = migrate(pod=name, target_node=TARGET, strategy="cold", podmig_restore_timeout=15)
         report = report_of(proc)
         assert report["outcome"] == "rolled_back" and proc.returncode != 0, explain(proc)
         assert "containers were not ready within 15 s" in report["error"] and "gate: running, not ready" in \
             report["error"], report["error"]
-        last_seen = ssh(TARGET, "cat %s.seen 2>/dev/null || true" % watch).stdout.strip()
+        last_seen = watch.read("seen")
         assert last_seen, "no restored copy ever ran on the target: the case was not exercised\n" + explain(proc)
         rollback = report["rollback"]
         assert rollback["target_fenced"] is True and rollback["consumed"] == ["app", "gate"], rollback
@@ -444,7 +468,8 @@ def test_a_restored_copy_that_never_gets_ready_is_gone_before_the_source_resumes
                   ran_again - float(last_seen), rollback.get("waited_s", 0), len(rollback.get("killed", [])),
                   after["max_gap_s"]))
     finally:
-        ssh(TARGET, "kill $(cat %s.pid) 2>/dev/null; rm -f %s.pid %s.seen %s.before" % ((watch,) * 4), check=False)
+        if watch:
+            watch.stop()
         delete_quietly(api, name)
 
 
