@@ -161,8 +161,8 @@ def fence(params: dict[str, Any], check_mode: bool = False,
         "processes_before": [{"pid": pid, "comm": comm(pid)} for pid in before],
     }
     if check_mode:
-        result.update(changed=bool(before) or bool(withdrawable(params.get("staging_dir"))),
-                      withdrawn=withdrawable(params.get("staging_dir")), killed=[], clean=not before)
+        pending = withdrawable(params.get("staging_dir"))
+        result.update(changed=bool(before or pending), withdrawn=pending, killed=[], clean=not before)
         return result
     markers = withdraw(params.get("staging_dir"))
     result.update(withdrawn=markers["withdrawn"], consumed=markers["consumed"])
